@@ -1,0 +1,343 @@
+"""The `bulkoffers` command: a thin click shell over the library. Heavy modules load inside commands
+so `bulkoffers --help` stays fast. Library errors become one `Error: ...` line here, and only here."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from .config import (DEFAULT_SCOPES, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
+                     MappingSpec, RateLimit, ReadOptions, RetryPolicy, Target)
+from .errors import BulkOffersError, ConfigError, FatalApiError, InputError
+
+# Exit codes, one table for every command.
+EXIT_OK = 0  # every row created (or skipped as already existing)
+EXIT_ROWS_FAILED = 1  # some rows failed, were invalid or were not attempted: see the failures file
+EXIT_USAGE = 2  # bad flags, mapping file, credentials or output paths
+EXIT_INPUT = 3  # the input file cannot be read
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def run_guarded(fn: Callable[[], int]) -> NoReturn:
+    """The one boundary where library errors become an exit code and a single line."""
+    try:
+        code = fn()
+    except InputError as exc:
+        fail(str(exc), EXIT_INPUT)
+    except (ConfigError, FatalApiError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except BulkOffersError as exc:
+        fail(str(exc), EXIT_ROWS_FAILED)
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_INTERRUPTED)
+    sys.exit(code)
+
+
+def load_mapping(path: Path | None) -> MappingSpec:
+    if path is None:
+        return MappingSpec()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read mapping file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"mapping file {path} is not valid TOML: {exc}") from exc
+    unknown = set(data) - {"columns", "defaults"}
+    if unknown:
+        raise ConfigError(f"mapping file {path}: unknown table(s) {', '.join(sorted(unknown))}",
+                          hint="use [columns] (header = field) and [defaults] (field = value)")
+    columns = tuple((str(h), str(f)) for h, f in data.get("columns", {}).items())
+    defaults = tuple((str(f), str(v)) for f, v in data.get("defaults", {}).items())
+    return MappingSpec(columns, defaults)
+
+
+def parse_sheet(sheet: str | None) -> str | int | None:
+    if sheet is None:
+        return None
+    return int(sheet) if sheet.isdigit() else sheet
+
+
+def default_output(input_path: Path, kind: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return input_path.with_name(f"{input_path.stem}.{stamp}.{kind}.csv")
+
+
+# ---- shared options --------------------------------------------------------------------------------
+
+def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--api", type=click.Choice(["dps", "xcore"]), default="dps", show_default=True,
+                     help="Offer Library API flavor: dps (current) or xcore (legacy repository API)."),
+        click.option("--sheet", metavar="NAME|INDEX", help="Excel/ODS sheet by name or 0-based index [first sheet]."),
+        click.option("--delimiter", metavar="CHAR", help="CSV delimiter [sniffed: , ; tab or |]."),
+        click.option("--mapping", "mapping_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="TOML file: [columns] maps your headers to fields, [defaults] sets constant values."),
+        click.option("--status", "default_status", type=click.Choice(["draft", "approved", "archived"]),
+                     default="approved", show_default=True, help="Status for rows whose status cell is empty."),
+        click.option("--payloads-out", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write the JSON payload of every valid offer here (JSON Lines)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _read(sheet: str | None, delimiter: str | None) -> ReadOptions:
+    if delimiter is not None:
+        delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
+        if len(delimiter) != 1:
+            raise ConfigError(f"--delimiter must be one character, got {delimiter!r}")
+    return ReadOptions(sheet=parse_sheet(sheet), delimiter=delimiter)
+
+
+def print_summary_line(summary: Any, dry: bool) -> None:
+    counts = summary.counts
+    if dry:
+        click.echo(f"{summary.rows} rows: {counts.get('valid', 0)} valid in {summary.offers} offers, "
+                   f"{counts.get('invalid', 0)} invalid ({summary.elapsed:.1f} s)", err=True)
+        return
+    rate = summary.created / summary.elapsed if summary.elapsed else 0.0
+    parts = [f"{counts.get(k, 0)} {k}" for k in ("created", "failed", "invalid", "skipped")]
+    click.echo(f"{summary.rows} rows: {', '.join(parts)} in {summary.elapsed:.1f} s ({rate:.1f} created/s)", err=True)
+    click.echo(f"results: {summary.results}", err=True)
+    if summary.failures:
+        click.echo(f"failures: {summary.failures} (fix and import it again)", err=True)
+
+
+# ---- commands ----------------------------------------------------------------------------------------
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="bulkoffers")
+def main() -> None:
+    """Bulk-create Adobe Offer Library fallback offers from spreadsheets (CSV, TSV, XLSX, XLS, ODS).
+
+    \b
+    Rehearse against the built-in emulator, no credentials needed:
+      bulkoffers import offers.xlsx --emulator
+    Check a file without sending anything:
+      bulkoffers validate offers.xlsx
+    Start from a template:
+      bulkoffers template offers.xlsx
+    """
+
+
+@main.command("validate", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(path_type=Path))
+@input_options
+def validate_cmd(file: Path, api: str, sheet: str | None, delimiter: str | None, mapping_path: Path | None,
+                 default_status: str, payloads_out: Path | None) -> None:
+    """Check FILE without sending anything: one line per problem (file, row, column, fix).
+
+    Exit code 0 when every row is valid, 1 when some are not."""
+    run_guarded(lambda: _validate(file, api, sheet, delimiter, mapping_path, default_status, payloads_out))
+
+
+def _validate(file: Path, api: str, sheet: str | None, delimiter: str | None, mapping_path: Path | None,
+              default_status: str, payloads_out: Path | None) -> int:
+    from .engine import validate
+
+    cfg = ImportConfig(input=file, results=file, failures=file, target=Target(api=api),  # type: ignore[arg-type]
+                       read=_read(sheet, delimiter), mapping=load_mapping(mapping_path),
+                       default_status=default_status, payloads_out=payloads_out)
+    summary = validate(cfg, lambda line: click.echo(line))
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    print_summary_line(summary, dry=True)
+    if payloads_out:
+        click.echo(f"payloads: {payloads_out}", err=True)
+    return EXIT_OK if summary.counts.get("invalid", 0) == 0 and summary.rows else EXIT_ROWS_FAILED
+
+
+@main.command("import", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(path_type=Path))
+@input_options
+@click.option("--container-id", metavar="ID", help="xcore container id [looked up for the sandbox].")
+@click.option("--emulator", is_flag=True, help="Start the built-in emulator in-process and import into it "
+                                                "(a rehearsal: no credentials, nothing leaves this machine).")
+@click.option("--dry-run", is_flag=True, help="Validate and build payloads only; send nothing.")
+@click.option("--rate", type=float, default=10.0, show_default=True, help="Requests per second, evenly spaced.")
+@click.option("--concurrency", type=int, help="Requests in flight at most [from the rate: 1.5 x rate + 1].")
+@click.option("--retries", type=int, default=6, show_default=True, help="Attempts per offer, first one included.")
+@click.option("--deadline", type=float, default=300.0, show_default=True,
+              help="Seconds one offer may spend in retries.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds one request may take.")
+@click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Results CSV [next to FILE: NAME.<time>.results.csv].")
+@click.option("--failures", "failures_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Failures CSV: original columns + error [next to FILE: NAME.<time>.failures.csv].")
+@click.option("--force", is_flag=True, help="Overwrite existing results/failures files.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--client-id", envvar="BULKOFFERS_CLIENT_ID", show_envvar=True, help="Adobe client id (API key).")
+@click.option("--client-secret", envvar="BULKOFFERS_CLIENT_SECRET", show_envvar=True,
+              help="Client secret for IMS OAuth server-to-server.")
+@click.option("--org-id", envvar="BULKOFFERS_ORG_ID", show_envvar=True, help="IMS organization id.")
+@click.option("--sandbox", envvar="BULKOFFERS_SANDBOX", show_envvar=True, default="prod", show_default=True,
+              help="Sandbox name.")
+@click.option("--scopes", envvar="BULKOFFERS_SCOPES", show_envvar=True,
+              help=f"Comma-separated IMS scopes [{','.join(DEFAULT_SCOPES)}].")
+@click.option("--access-token", envvar="BULKOFFERS_ACCESS_TOKEN", show_envvar=True,
+              help="A ready access token instead of client credentials.")
+@click.option("--base-url", default=PRODUCTION_BASE_URL, show_default=True, help="Platform API base URL.")
+@click.option("--ims-url", default=PRODUCTION_IMS_URL, show_default=True, help="IMS base URL.")
+def import_cmd(file: Path, **opts: Any) -> None:
+    """Create one fallback offer per offer in FILE and write a results CSV.
+
+    Rows sharing an offer_key column (or, without one, a name) become one offer with several
+    representations. Invalid rows are never sent; every row ends up in the results file exactly once.
+
+    \b
+    Exit codes: 0 all created, 1 some rows failed/invalid/not attempted, 2 usage or credentials,
+    3 unreadable input, 130 interrupted.
+    """
+    run_guarded(lambda: _import(file, **opts))
+
+
+def _import(file: Path, *, api: str, sheet: str | None, delimiter: str | None, mapping_path: Path | None,
+            default_status: str, payloads_out: Path | None, container_id: str | None, emulator: bool,
+            dry_run: bool, rate: float, concurrency: int | None, retries: int, deadline: float, timeout: float,
+            results_path: Path | None, failures_path: Path | None, force: bool, quiet: bool,
+            client_id: str | None, client_secret: str | None, org_id: str | None, sandbox: str,
+            scopes: str | None, access_token: str | None, base_url: str, ims_url: str) -> int:
+    if dry_run:
+        return _validate(file, api, sheet, delimiter, mapping_path, default_status, payloads_out)
+    read, mapping = _read(sheet, delimiter), load_mapping(mapping_path)
+    scope_tuple = tuple(s.strip() for s in scopes.split(",") if s.strip()) if scopes else DEFAULT_SCOPES
+    server = None
+    if emulator:
+        from .emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, EmulatorServer
+
+        server = EmulatorServer().start()
+        base_url = ims_url = server.url
+        creds = Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, sandbox, scope_tuple)
+        click.echo(f"emulator: {server.url} (in-process; offers vanish when the run ends)", err=True)
+    else:
+        creds = Credentials(client_id, client_secret, org_id, sandbox, scope_tuple, access_token)
+        creds.check()
+    cfg = ImportConfig(
+        input=file, results=results_path or default_output(file, "results"),
+        failures=failures_path or default_output(file, "failures"),
+        target=Target(api=api, base_url=base_url, ims_url=ims_url, container_id=container_id),  # type: ignore[arg-type]
+        credentials=creds, rate=RateLimit(rate), retry=RetryPolicy(attempts=retries, deadline=deadline,
+                                                                     timeout=timeout),
+        concurrency=concurrency, read=read, mapping=mapping, default_status=default_status, force=force,
+        payloads_out=payloads_out)
+    from .engine import import_file
+    from .progress import TqdmProgress
+
+    try:
+        summary = import_file(cfg, TqdmProgress(quiet=quiet))
+    finally:
+        if server is not None:
+            server.stop()
+    print_summary_line(summary, dry=False)
+    if summary.input_error is not None:
+        raise summary.input_error
+    if summary.stopped == "interrupted":
+        return EXIT_INTERRUPTED
+    if summary.stopped:
+        raise FatalApiError(summary.stopped, status=None)
+    return EXIT_OK if summary.all_done else EXIT_ROWS_FAILED
+
+
+@main.command("template", context_settings=CONTEXT)
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+def template_cmd(out: Path, force: bool) -> None:
+    """Write a starter spreadsheet (.xlsx or .csv) with every column and example rows."""
+
+    def run() -> int:
+        from .template import write_template
+
+        if out.exists() and not force:
+            raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it")
+        write_template(out)
+        click.echo(f"wrote {out}", err=True)
+        return EXIT_OK
+
+    run_guarded(run)
+
+
+@main.command("emulator", context_settings=CONTEXT)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", default=8787, show_default=True, help="Port (0 = any free port).")
+@click.option("--db", type=click.Path(dir_okay=False), help="SQLite file so offers survive restarts [in memory].")
+@click.option("--client-id", default=None, help="Client id IMS accepts [bulkoffers-emulator].")
+@click.option("--client-secret", default=None, help="Client secret IMS accepts [emulator-secret].")
+@click.option("--org-id", default=None, help="IMS org the API accepts [the emulator's].")
+@click.option("--token-ttl", default=86399, show_default=True, help="Seconds a token lives.")
+@click.option("--max-offers", default=10_000, show_default=True, help="Guardrail: offers per sandbox.")
+@click.option("--latency-ms", default=0.0, show_default=True, help="Fixed delay before every API answer.")
+@click.option("--jitter-ms", default=0.0, show_default=True, help="Plus a random 0..N ms.")
+@click.option("--rate-limit", type=float, help="API requests per second; beyond it 429.")
+@click.option("--no-retry-after", is_flag=True, help="Send 429s without a Retry-After header.")
+@click.option("--error-rate", default=0.0, show_default=True, help="Share of requests answered 500/502/503.")
+@click.option("--reset-rate", default=0.0, show_default=True, help="Share of connections closed before processing.")
+@click.option("--drop-rate", default=0.0, show_default=True,
+              help="Share of creates stored and then dropped without an answer (commit-then-drop).")
+@click.option("--slow-rate", default=0.0, show_default=True, help="Share of answers delayed by --slow-seconds.")
+@click.option("--slow-seconds", default=30.0, show_default=True, help="Delay of a slow answer.")
+@click.option("--fault-scope", type=click.Choice(["all", "create"]), default="all", show_default=True,
+              help="Faults hit all API requests, or only creates.")
+@click.option("--seed", type=int, help="Seed for reproducible random faults.")
+def emulator_cmd(host: str, port: int, db: str | None, client_id: str | None, client_secret: str | None,
+                 org_id: str | None, token_ttl: int, max_offers: int, latency_ms: float, jitter_ms: float,
+                 rate_limit: float | None, no_retry_after: bool, error_rate: float, reset_rate: float,
+                 drop_rate: float, slow_rate: float, slow_seconds: float, fault_scope: str, seed: int | None) -> None:
+    """Run a local Offer Library API (DPS and xcore, with IMS) to rehearse imports against.
+
+    Stats for tests and rehearsals: GET /__emulator/stats. Change faults while it runs:
+    POST /__emulator/faults with a JSON object of the fault settings.
+    """
+
+    def run() -> int:
+        import asyncio
+
+        from .emulator import EmulatorConfig, Faults, serve_forever
+        from .emulator.settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID
+
+        try:
+            faults = Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, rate_limit=rate_limit,
+                            retry_after=not no_retry_after, error_rate=error_rate, reset_rate=reset_rate,
+                            drop_rate=drop_rate, slow_rate=slow_rate, slow_seconds=slow_seconds,
+                            scope=fault_scope, seed=seed)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        cfg = EmulatorConfig(client_id=client_id or DEFAULT_CLIENT_ID,
+                             client_secret=client_secret or DEFAULT_CLIENT_SECRET, org_id=org_id or DEFAULT_ORG_ID,
+                             token_ttl=token_ttl, max_offers=max_offers, db=db, faults=faults)
+
+        def ready(bound: int) -> None:
+            click.echo(f"Offer Library emulator on http://{host}:{bound}  (Ctrl-C stops it)", err=True)
+            click.echo(f"  --base-url http://{host}:{bound} --ims-url http://{host}:{bound} "
+                       f"--client-id {cfg.client_id} --org-id {cfg.org_id}", err=True)
+            if cfg.client_secret == DEFAULT_CLIENT_SECRET:
+                click.echo(f"  client secret: the built-in default ({DEFAULT_CLIENT_SECRET})", err=True)
+            sys.stderr.flush()
+
+        try:
+            asyncio.run(serve_forever(cfg, host, port, ready))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                              hint="choose another --port") from exc
+        except KeyboardInterrupt:
+            pass
+        return EXIT_OK
+
+    run_guarded(run)
+
+
+if __name__ == "__main__":
+    main()

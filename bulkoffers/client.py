@@ -1,0 +1,223 @@
+"""The Offer Library over HTTP, both flavors. The only client-side module that imports aiohttp.
+
+Every request returns an `Answer` (never raises for HTTP or network trouble): classification and
+retries are the engine's job. A 401 is answered here by one token refresh and one resend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urljoin
+
+import aiohttp
+
+from . import __version__
+from .auth import TokenSource
+from .config import Credentials, Target
+from .errors import ConfigError, FatalApiError
+from .mapping import XCORE_ACCEPT, XCORE_CONTENT_TYPE, offer_name
+from .retry import Answer
+
+FALLBACK_SCHEMA = "https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.1"
+XCORE_SEARCH_ACCEPT = '*,application/vnd.adobe.platform.xcore.hal+json; schema="https://ns.adobe.com/experience/xcore/hal/results"'
+
+
+@dataclass(frozen=True)
+class Found:
+    """An offer that exists on the server."""
+
+    id: str  # DPS id or xcore instanceId
+    at_id: str
+    name: str
+    document: dict[str, Any]  # as sent (DPS body, or xcore `_instance`) plus server fields
+
+
+def receipt_ids(body: Any) -> tuple[str, str]:
+    """(id, @id) from a create receipt: DPS answers `id`, xcore `instanceId` and `@id`."""
+    if not isinstance(body, dict):
+        return "", ""
+    offer_id = str(body.get("id") or body.get("instanceId") or "")
+    return offer_id, str(body.get("@id") or offer_id)
+
+
+class OfferLibrary:
+    """async with OfferLibrary(target, creds, timeout, connections) as lib: await lib.create(payload)"""
+
+    def __init__(self, target: Target, creds: Credentials, timeout: float = 30.0, connections: int = 10) -> None:
+        self.target, self.creds = target, creds
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 15.0))
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+        self.tokens = TokenSource(creds, self._fetch_token)
+        self.container_id = target.container_id
+
+    async def __aenter__(self) -> OfferLibrary:
+        connector = aiohttp.TCPConnector(limit=self._connections + 2, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, raise_for_status=False,
+            headers={"User-Agent": f"bulkoffers/{__version__}"},
+        )
+        return self
+
+    async def __aexit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "use OfferLibrary as an async context manager"
+        return self._session
+
+    # ---- plumbing --------------------------------------------------------------------------------
+
+    async def _fetch_token(self, client_id: str, secret: str, scopes: tuple[str, ...]) -> tuple[str, float]:
+        url = urljoin(self.target.ims_url.rstrip("/") + "/", "ims/token/v3")
+        form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
+                "scope": ",".join(scopes)}
+        try:
+            async with self.session.post(url, data=form) as resp:
+                body = await _read_body(resp)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise FatalApiError(f"cannot reach IMS at {self.target.ims_url}: {type(exc).__name__}") from exc
+        if resp.status != 200 or not isinstance(body, dict) or "access_token" not in body:
+            detail = body.get("error_description") or body.get("error") if isinstance(body, dict) else None
+            raise FatalApiError(f"IMS refused the client credentials (HTTP {resp.status}: {detail or 'no details'})",
+                                status=resp.status)
+        return str(body["access_token"]), float(body.get("expires_in", 86399))
+
+    def _headers(self, token: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {token}", "x-api-key": self.creds.client_id or "",
+                   "x-gw-ims-org-id": self.creds.org_id or "", "x-sandbox-name": self.creds.sandbox}
+        headers.update(extra or {})
+        return headers
+
+    async def _send(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                    body: Any = None, params: list[tuple[str, str]] | None = None) -> Answer:
+        base = self.target.base_url.rstrip("/")
+        if path.startswith(("http://", "https://")):
+            # A next link may be absolute; the token only ever goes to the configured host.
+            if not path.startswith(base + "/"):
+                return Answer(None, transport="refused", body=f"next link points off {base}")
+            url = path
+        else:
+            url = base + path
+        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+        token = await self.tokens.get()
+        for refreshed in (False, True):
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            try:
+                async with self.session.request(method, url, params=params, data=data,
+                                                headers=self._headers(token, headers)) as resp:
+                    answer = Answer(resp.status, await _read_body(resp), resp.headers.get("Retry-After"),
+                                    elapsed=loop.time() - start)
+            except asyncio.TimeoutError:
+                return Answer(None, transport="timeout", elapsed=loop.time() - start)
+            except aiohttp.ClientConnectorError:
+                return Answer(None, transport="refused", elapsed=loop.time() - start)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError,
+                    aiohttp.ServerConnectionError):
+                return Answer(None, transport="disconnected", elapsed=loop.time() - start)
+            if answer.status != 401 or refreshed or not self.tokens.can_refresh:
+                return answer
+            token = await self.tokens.invalidate(token)
+        return answer
+
+    # ---- operations ------------------------------------------------------------------------------
+
+    async def resolve_container(self) -> str:
+        """xcore only: the sandbox's decisioning container, unless --container-id gave it."""
+        if self.container_id:
+            return self.container_id
+        answer = await self._send("GET", "/data/core/xcore/", params=[
+            ("product", "acp"), ("property", "_instance.containerType==decisioning")])
+        if answer.status != 200 or not isinstance(answer.body, dict):
+            raise ConfigError(f"cannot look up the decisioning container (HTTP {answer.status})",
+                              hint="pass --container-id")
+        items = next(iter(answer.body.get("_embedded", {}).values()), [])
+        if not items:
+            raise ConfigError(f"sandbox {self.creds.sandbox!r} has no decisioning container",
+                              hint="check --sandbox, or pass --container-id")
+        self.container_id = str(items[0]["instanceId"])
+        return self.container_id
+
+    async def create(self, payload: dict[str, Any]) -> Answer:
+        if self.target.api == "dps":
+            return await self._send("POST", "/data/core/dps/offers", params=[("offer-type", "fallback")],
+                                    body=payload, headers={"Content-Type": "application/json"})
+        return await self._send("POST", f"/data/core/xcore/{self.container_id}/instances", body=payload,
+                                headers={"Content-Type": XCORE_CONTENT_TYPE, "Accept": XCORE_ACCEPT})
+
+    async def delete(self, offer_id: str) -> Answer:
+        if self.target.api == "dps":
+            return await self._send("DELETE", f"/data/core/dps/offers/{quote(offer_id, safe='')}",
+                                    params=[("offer-type", "fallback")])
+        return await self._send("DELETE", f"/data/core/xcore/{self.container_id}/instances/{quote(offer_id, safe='')}")
+
+    async def find_by_name(self, name: str) -> tuple[Answer, list[Found]]:
+        """Offers with exactly this name (one page; names repeat rarely). The Answer tells whether the
+        lookup itself worked."""
+        answer, found = await self._list_page(name=name, limit=50)
+        return answer, found
+
+    async def list_all(self, page_size: int = 100) -> AsyncIterator[tuple[Answer, list[Found]]]:
+        """Every fallback offer of the sandbox, page by page, following the next links."""
+        answer, found = await self._list_page(limit=page_size)
+        yield answer, found
+        while answer.status == 200 and (nxt := _next_href(answer.body)):
+            answer = await self._send("GET", nxt, headers=self._list_headers())
+            yield answer, self._parse_list(answer.body)
+
+    def _list_headers(self) -> dict[str, str]:
+        return {"Accept": "*,application/json" if self.target.api == "dps" else XCORE_SEARCH_ACCEPT}
+
+    async def _list_page(self, name: str | None = None, limit: int = 50) -> tuple[Answer, list[Found]]:
+        if self.target.api == "dps":
+            params = [("offer-type", "fallback"), ("limit", str(limit))]
+            if name is not None:
+                params.append(("property", f"name=={name}"))
+            path = "/data/core/dps/offers"
+        else:
+            params = [("schema", FALLBACK_SCHEMA), ("limit", str(limit))]
+            if name is not None:
+                params.append(("property", f"_instance.xdm:name=={name}"))
+            path = f"/data/core/xcore/{self.container_id}/queries/core/search"
+        answer = await self._send("GET", path, params=params, headers=self._list_headers())
+        found = [f for f in self._parse_list(answer.body) if name is None or f.name == name]
+        return answer, found
+
+    def _parse_list(self, body: Any) -> list[Found]:
+        if not isinstance(body, dict):
+            return []
+        if self.target.api == "dps":
+            return [Found(str(d.get("id", "")), str(d.get("@id") or d.get("id", "")), str(d.get("name", "")), d)
+                    for d in body.get("results", []) if isinstance(d, dict)]
+        out = []
+        for item in body.get("_embedded", {}).get("results", []):
+            instance = item.get("_instance", {}) if isinstance(item, dict) else {}
+            out.append(Found(str(item.get("instanceId", "")), str(item.get("@id") or instance.get("@id", "")),
+                             offer_name(instance), instance))
+        return out
+
+
+def _next_href(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    nxt = body.get("_links", {}).get("next")
+    href = nxt.get("href") if isinstance(nxt, dict) else None
+    return str(href) if href else None
+
+
+async def _read_body(resp: aiohttp.ClientResponse) -> Any:
+    text = await resp.text(errors="replace")
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text[:2000]

@@ -1,0 +1,143 @@
+"""Frozen configuration objects, validated on construction; no I/O here."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .errors import ConfigError
+
+Api = Literal["dps", "xcore"]
+PRODUCTION_BASE_URL = "https://platform.adobe.io"
+PRODUCTION_IMS_URL = "https://ims-na1.adobelogin.com"
+DEFAULT_SCOPES = ("openid", "AdobeID", "read_organizations", "additional_info.projectedProductContext",
+                  "session")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Requests per second, evenly spaced (no burst at start).
+
+    `safety` widens the spacing a little so that jitter between our clock and the server's arrival
+    times never shows the server more than `rate` requests in any 1-second window."""
+
+    rate: float = 10.0
+    safety: float = 0.02
+    min_rate: float = 0.5  # the floor adaptive slow-down on 429 never goes below
+
+    def __post_init__(self) -> None:
+        if not self.rate > 0:
+            raise ConfigError(f"--rate must be positive, got {self.rate}")
+        if not 0 <= self.safety < 0.5:
+            raise ConfigError("rate safety margin must be between 0 and 0.5")
+
+    @property
+    def interval(self) -> float:
+        return (1.0 + self.safety) / self.rate
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries stop on attempts or on the deadline, whichever comes first."""
+
+    attempts: int = 6
+    deadline: float = 300.0  # seconds one row may spend in retries
+    base: float = 0.5  # first backoff, doubled each attempt
+    cap: float = 30.0  # longest single wait
+    timeout: float = 30.0  # one request
+    jitter: bool = True  # tests switch jitter (not waits) off for exact figures
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigError(f"--retries must allow at least 1 attempt, got {self.attempts}")
+        if self.timeout <= 0 or self.deadline <= 0:
+            raise ConfigError("--timeout and --deadline must be positive")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Either a ready access token, or client credentials for IMS. Secrets never print."""
+
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    org_id: str | None = None
+    sandbox: str = "prod"
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    access_token: str | None = field(default=None, repr=False)
+
+    def check(self) -> None:
+        missing = [n for n, v in (("client id", self.client_id), ("IMS org id", self.org_id)) if not v]
+        if not self.access_token and not self.client_secret:
+            missing.append("client secret or access token")
+        if missing:
+            raise ConfigError(
+                f"missing credentials: {', '.join(missing)}",
+                hint="pass --client-id/--client-secret/--org-id or set BULKOFFERS_CLIENT_ID, "
+                     "BULKOFFERS_CLIENT_SECRET, BULKOFFERS_ORG_ID; or rehearse with --emulator",
+            )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.client_secret, self.access_token) if s)
+
+
+@dataclass(frozen=True)
+class Target:
+    api: Api = "dps"
+    base_url: str = PRODUCTION_BASE_URL
+    ims_url: str = PRODUCTION_IMS_URL
+    container_id: str | None = None  # xcore only; looked up when absent
+
+    def __post_init__(self) -> None:
+        if self.api not in ("dps", "xcore"):
+            raise ConfigError(f"--api must be dps or xcore, got {self.api!r}")
+        for name, url in (("--base-url", self.base_url), ("--ims-url", self.ims_url)):
+            if not url.startswith(("https://", "http://")):
+                raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    sheet: str | int | None = None  # name or 0-based index; first sheet when None
+    delimiter: str | None = None  # sniffed when None
+    chunk_rows: int = 20_000  # CSV rows read at once: memory stays flat in file size
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    """Extra header names mapped onto canonical fields, and constant defaults (from --mapping TOML)."""
+
+    columns: tuple[tuple[str, str], ...] = ()  # (header as in the file, canonical field)
+    defaults: tuple[tuple[str, str], ...] = ()  # (canonical field, value used when the cell is empty)
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    input: Path
+    results: Path
+    failures: Path
+    target: Target = Target()
+    credentials: Credentials = Credentials()
+    rate: RateLimit = RateLimit()
+    retry: RetryPolicy = RetryPolicy()
+    concurrency: int | None = None  # derived from the rate when None
+    read: ReadOptions = ReadOptions()
+    mapping: MappingSpec = MappingSpec()
+    default_status: str = "approved"
+    force: bool = False
+    payloads_out: Path | None = None
+
+    @property
+    def workers(self) -> int:
+        """Enough workers to keep `rate` requests in flight at up to ~1.5 s latency, within reason."""
+        if self.concurrency is not None:
+            return self.concurrency
+        return max(2, min(256, math.ceil(self.rate.rate * 1.5) + 1))
+
+    def __post_init__(self) -> None:
+        if self.concurrency is not None and not 1 <= self.concurrency <= 1024:
+            raise ConfigError(f"--concurrency must be between 1 and 1024, got {self.concurrency}")
+        if self.default_status not in ("draft", "approved", "archived"):
+            raise ConfigError(f"--status must be draft, approved or archived, got {self.default_status!r}")

@@ -1,0 +1,72 @@
+"""Frozen configuration of the emulator: credentials it accepts, guardrails, faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+# The embedded default credentials: `bulkoffers import --emulator` and a bare
+# `bulkoffers emulator` agree on these, so a newcomer needs no secrets at all.
+DEFAULT_CLIENT_ID = "bulkoffers-emulator"
+DEFAULT_CLIENT_SECRET = "emulator-secret"
+DEFAULT_ORG_ID = "EMULATOR0000000000000000@AdobeOrg"
+DEFAULT_SANDBOX = "prod"
+
+FALLBACK_SCHEMA = "https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.1"
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What the emulator does wrong on purpose. Rates are probabilities per request (0..1)."""
+
+    latency_ms: float = 0.0  # fixed delay before every API answer
+    jitter_ms: float = 0.0  # plus a uniform random 0..jitter_ms
+    rate_limit: float | None = None  # API requests per second (sliding 1 s window); beyond it: 429
+    retry_after: bool = True  # send Retry-After with the 429 (Platform often does not)
+    error_rate: float = 0.0  # random 500/502/503 before processing
+    reset_rate: float = 0.0  # connection closed before processing (nothing stored)
+    drop_rate: float = 0.0  # commit-then-drop: a create is stored, then the connection is closed
+    slow_rate: float = 0.0  # answer only after slow_seconds (beyond a client timeout)
+    slow_seconds: float = 30.0
+    scope: str = "all"  # "all" API requests, or only "create" requests
+    seed: int | None = None  # makes the random faults reproducible
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "reset_rate", "drop_rate", "slow_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError("rate_limit must be positive")
+        if self.scope not in ("all", "create"):
+            raise ValueError("scope must be 'all' or 'create'")
+        if self.latency_ms < 0 or self.jitter_ms < 0 or self.slow_seconds < 0:
+            raise ValueError("latency, jitter and slow_seconds cannot be negative")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Faults:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = DEFAULT_CLIENT_SECRET
+    org_id: str = DEFAULT_ORG_ID
+    token_ttl: int = 86399  # seconds, as IMS answers
+    max_offers: int = 10_000  # guardrail per sandbox
+    max_content_bytes: int = 1024  # guardrail: representation content of one offer
+    page_limit: int = 20  # default page size of list/search
+    max_page_limit: int = 1000
+    db: str | None = None  # sqlite file; None keeps everything in memory
+    faults: Faults = field(default_factory=Faults)
+
+    def with_faults(self, **changes: Any) -> EmulatorConfig:
+        return replace(self, faults=replace(self.faults, **changes))

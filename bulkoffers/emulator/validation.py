@@ -1,0 +1,147 @@
+"""Strict body checks, as the real service does them: the first problem found, naming the field."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+DPS_STATUSES = ("draft", "approved", "archived")
+XCORE_STATUSES = ("draft", "pending", "rejected", "approved", "archived")
+DPS_COMPONENT_TYPES = ("imagelink", "html", "text", "component-text", "json")
+_XCORE_PREFIX = "https://ns.adobe.com/experience/offer-management/content-component-"
+XCORE_COMPONENT_TYPES = tuple(_XCORE_PREFIX + t for t in ("imagelink", "html", "text", "json"))
+# Which content field each component type must carry.
+_DPS_CONTENT = {"imagelink": "deliveryURL", "html": "content", "text": "content", "component-text": "content",
+                "json": "content"}
+
+
+class BodyError(ValueError):
+    """A 400: the message names the offending field."""
+
+
+def _str(obj: dict[str, Any], key: str, where: str, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise BodyError(f"{where}{key} is required")
+        return None
+    if not isinstance(value, str):
+        raise BodyError(f"{where}{key} must be a string")
+    if required and not value.strip():
+        raise BodyError(f"{where}{key} must not be empty")
+    return value
+
+
+def _list(obj: dict[str, Any], key: str, where: str) -> list[Any]:
+    value = obj.get(key)
+    if value is None:
+        raise BodyError(f"{where}{key} is required")
+    if not isinstance(value, list) or not value:
+        raise BodyError(f"{where}{key} must be a non-empty array")
+    return value
+
+
+def _date(value: Any, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise BodyError(f"{field} must be a date-time string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BodyError(f"{field} '{value}' is not an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise BodyError(f"{field} '{value}' needs a time zone offset")
+    return parsed
+
+
+def _languages(comp: dict[str, Any], key: str, where: str) -> None:
+    langs = comp.get(key)
+    if langs is not None and (not isinstance(langs, list) or not all(isinstance(x, str) for x in langs)):
+        raise BodyError(f"{where}{key} must be an array of strings")
+
+
+def content_bytes(components: list[dict[str, Any]], keys: tuple[str, ...]) -> int:
+    return sum(len(str(c.get(k, "")).encode()) for c in components for k in keys if c.get(k) is not None)
+
+
+def validate_dps(body: Any, max_content: int) -> tuple[str, str]:
+    """Returns (name, status) of a valid DPS fallback offer; raises BodyError otherwise."""
+    if not isinstance(body, dict):
+        raise BodyError("body must be a JSON object")
+    name = _str(body, "name", "")
+    _str(body, "description", "", required=False)
+    status = _str(body, "status", "")
+    if status not in DPS_STATUSES:
+        raise BodyError(f"status '{status}' is not one of {', '.join(DPS_STATUSES)}")
+    sc = body.get("selectionConstraint")
+    if sc is not None:
+        if not isinstance(sc, dict):
+            raise BodyError("selectionConstraint must be an object")
+        start = _date(sc["startDate"], "selectionConstraint.startDate") if "startDate" in sc else None
+        end = _date(sc["endDate"], "selectionConstraint.endDate") if "endDate" in sc else None
+        if start and end and end <= start:
+            raise BodyError("selectionConstraint.endDate must be after selectionConstraint.startDate")
+    rank = body.get("rank")
+    if rank is not None:
+        prio = rank.get("priority") if isinstance(rank, dict) else None
+        if not isinstance(prio, int) or isinstance(prio, bool):
+            raise BodyError("rank.priority must be an integer")
+    tags = body.get("tags")
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+        raise BodyError("tags must be an array of strings")
+    total = 0
+    for i, rep in enumerate(_list(body, "representations", "")):
+        where = f"representations[{i}]."
+        if not isinstance(rep, dict):
+            raise BodyError(f"representations[{i}] must be an object")
+        _str(rep, "channel", where)
+        _str(rep, "placement", where)
+        comps = _list(rep, "components", where)
+        for j, comp in enumerate(comps):
+            cw = f"{where}components[{j}]."
+            if not isinstance(comp, dict):
+                raise BodyError(f"{cw[:-1]} must be an object")
+            ctype = _str(comp, "type", cw)
+            if ctype not in DPS_COMPONENT_TYPES:
+                raise BodyError(f"{cw}type '{ctype}' is not one of {', '.join(DPS_COMPONENT_TYPES)}")
+            _str(comp, "format", cw)
+            _str(comp, _DPS_CONTENT[ctype], cw)
+            _languages(comp, "language", cw)
+        total += content_bytes(comps, ("deliveryURL", "linkURL", "content"))
+    if total > max_content:
+        raise BodyError(f"representations content is {total} bytes; the guardrail is {max_content} bytes")
+    assert name is not None and status is not None
+    return name, status
+
+
+def validate_xcore(body: Any, max_content: int) -> tuple[str, str]:
+    """Returns (name, status) of a valid xcore fallback-offer instance; raises BodyError otherwise."""
+    if not isinstance(body, dict):
+        raise BodyError("body must be a JSON object")
+    name = _str(body, "xdm:name", "")
+    status = _str(body, "xdm:status", "")
+    if status not in XCORE_STATUSES:
+        raise BodyError(f"xdm:status '{status}' is not one of {', '.join(XCORE_STATUSES)}")
+    total = 0
+    for i, rep in enumerate(_list(body, "xdm:representations", "")):
+        where = f"xdm:representations[{i}]."
+        if not isinstance(rep, dict):
+            raise BodyError(f"xdm:representations[{i}] must be an object")
+        _str(rep, "xdm:channel", where)
+        _str(rep, "xdm:placement", where)
+        comps = _list(rep, "xdm:components", where)
+        for j, comp in enumerate(comps):
+            cw = f"{where}xdm:components[{j}]."
+            if not isinstance(comp, dict):
+                raise BodyError(f"{cw[:-1]} must be an object")
+            ctype = _str(comp, "@type", cw)
+            if ctype not in XCORE_COMPONENT_TYPES:
+                raise BodyError(f"{cw}@type '{ctype}' is not a known content component type")
+            _str(comp, "dc:format", cw)
+            key = "xdm:deliveryURL" if ctype.endswith("imagelink") else "xdm:content"
+            _str(comp, key, cw)
+            _languages(comp, "dc:language", cw)
+        total += content_bytes(comps, ("xdm:deliveryURL", "xdm:linkURL", "xdm:content"))
+    if total > max_content:
+        raise BodyError(f"xdm:representations content is {total} bytes; the guardrail is {max_content} bytes")
+    assert name is not None and status is not None
+    return name, status

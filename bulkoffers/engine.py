@@ -1,0 +1,382 @@
+"""The import pipeline: reader → validation → bounded worker pool (rate limiter + concurrency cap +
+retries) → results. anyio task group, bounded streams: memory stays flat in the number of rows.
+
+Exactly-once rules: a create whose answer was lost (timeout, dropped connection) is looked up by name
+before it is sent again; a row is written to results exactly once; rows never reached (Ctrl-C, a fatal
+API error, an unreadable line) are swept into results as `skipped` / not attempted.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from .client import Found, OfferLibrary, receipt_ids
+from .config import ImportConfig
+from .errors import BulkOffersError, InputError
+from .mapping import ColumnMap, Context, Plan, Prepared, matches, payload, plan, prepare, resolve_columns
+from .ratelimit import RateLimiter
+from .reader import Table
+from .results import NOT_ATTEMPTED, PayloadWriter, Redactor, ResultsWriter, RowResult, check_writable
+from .retry import Answer, Verdict, backoff, classify, excerpt, parse_retry_after
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, result: RowResult, rate: float) -> None: ...
+    def note(self, message: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int) -> None: ...
+    def advance(self, result: RowResult, rate: float) -> None: ...
+    def note(self, message: str) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class Summary:
+    rows: int = 0
+    offers: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    stopped: str | None = None  # why the run stopped early: "interrupted", or the fatal error
+    input_error: InputError | None = None
+    results: str = ""
+    failures: str = ""
+
+    @property
+    def created(self) -> int:
+        return self.counts.get("created", 0)
+
+    @property
+    def all_done(self) -> bool:
+        return self.rows > 0 and self.counts.get("created", 0) + self.counts.get("skipped", 0) - \
+            self.counts.get("not_attempted", 0) == self.rows
+
+
+@dataclass
+class Loaded:
+    table: Table
+    cmap: ColumnMap
+    plan: Plan
+    ctx: Context
+    warnings: list[str]
+
+
+def load(cfg: ImportConfig) -> Loaded:
+    """Open the input, map its columns and make pass 1 (grouping plan)."""
+    table = Table(cfg.input, cfg.read)
+    cmap = resolve_columns(table.headers, cfg.mapping)
+    warnings = []
+    ignored = [h for h in cmap.unknown if h.strip().lower() != "error"]  # failures.csv's own column
+    if ignored:
+        warnings.append(f"{cfg.input}: column(s) not used: {', '.join(repr(h) for h in ignored)} "
+                        "(map them with --mapping if they hold offer data)")
+    the_plan = plan(table.rows(), cmap)
+    if cfg.target.api == "xcore":
+        for f in ("start_date", "end_date", "priority"):
+            if f in the_plan.filled:
+                warnings.append(f"{cfg.input}: column {cmap.column(f)!r} is not part of the xcore fallback-offer "
+                                "schema and is not sent (use --api dps to send it)")
+    if the_plan.placements > 1000:
+        warnings.append(f"{cfg.input}: more than 1,000 distinct placements; Adobe's guardrail is 1,000 per sandbox")
+    return Loaded(table, cmap, the_plan, Context(cfg.target.api, cfg.default_status), warnings)
+
+
+def _row_results(prepared: Prepared, cmap: ColumnMap, outcome: str, **kw: Any) -> list[RowResult]:
+    """One result per source row of an offer; each invalid row names its own problem."""
+    own: dict[int, str] = {}
+    for p in prepared.problems:
+        own.setdefault(p.row, f"{p.column}: {p.message}")
+    out = []
+    for row in prepared.rows:
+        error = kw.get("error", "")
+        if outcome == "invalid":
+            first = prepared.problems[0]
+            error = "; ".join(f"{p.column}: {p.message}" for p in prepared.problems if p.row == row.number) or \
+                f"another row of this offer is invalid (row {first.row}, {first.column})"
+        out.append(RowResult(row.number, prepared.key, cmap.get(row, "name") or prepared.name, outcome,  # type: ignore[arg-type]
+                             **{**kw, "error": error}, cells=row.cells))
+    return out
+
+
+def validate(cfg: ImportConfig, on_problem: Callable[[str], None]) -> Summary:
+    """`bulkoffers validate` / `import --dry-run`: no network. Reports every problem, writes payloads."""
+    start = time.monotonic()
+    loaded = load(cfg)
+    summary = Summary(rows=loaded.plan.rows, warnings=loaded.warnings)
+    counts = {"valid": 0, "invalid": 0}
+    writer = PayloadWriter(cfg.payloads_out) if cfg.payloads_out else None
+    try:
+        for prepared in prepare(loaded.table.rows(), loaded.cmap, loaded.plan, loaded.ctx):
+            rows = [r.number for r in prepared.rows]
+            if prepared.offer is None:
+                counts["invalid"] += len(rows)
+                for p in prepared.problems:
+                    on_problem(f"{cfg.input}: {p}")
+                continue
+            counts["valid"] += len(rows)
+            summary.offers += 1
+            if writer:
+                writer.write(rows, prepared.key, payload(prepared.offer, cfg.target.api))
+    finally:
+        if writer:
+            writer.close()
+    summary.counts = counts
+    summary.elapsed = time.monotonic() - start
+    return summary
+
+
+class Importer:
+    """One import run. `run()` inside an anyio event loop; see `import_file` for the sync entry."""
+
+    def __init__(self, cfg: ImportConfig, progress: Progress | None = None) -> None:
+        self.cfg = cfg
+        self.progress = progress or NoProgress()
+        self.limiter = RateLimiter(cfg.rate)
+        self.stop: anyio.Event  # created in run(): anyio objects need the event loop
+        self.stopped: str | None = None
+        self.recorded = bytearray()  # 1 byte per row number: has it been written to results?
+        self.recorded_count = 0
+        self._rng = random.Random()
+        self.writer: ResultsWriter | None = None
+        self.loaded: Loaded | None = None
+        self.input_error: InputError | None = None
+        self._abort: anyio.CancelScope  # the second Ctrl-C cancels requests in flight
+
+    # ---- bookkeeping ---------------------------------------------------------------------------------
+
+    def record(self, results: list[RowResult]) -> None:
+        assert self.writer is not None
+        for r in results:
+            if r.row >= len(self.recorded):
+                self.recorded.extend(b"\0" * (r.row + 1 - len(self.recorded)))
+            if self.recorded[r.row]:
+                continue  # exactly once, whatever happens
+            self.recorded[r.row] = 1
+            self.recorded_count += 1
+            self.writer.write(r)
+            self.progress.advance(r, self.limiter.rate)
+
+    def halt(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = reason
+        self.stop.set()
+
+    # ---- the run -------------------------------------------------------------------------------------
+
+    async def run(self) -> Summary:
+        cfg = self.cfg
+        start = time.monotonic()
+        self.stop, self._abort = anyio.Event(), anyio.CancelScope()
+        self.loaded = loaded = await anyio.to_thread.run_sync(load, cfg)
+        check_writable(cfg.results, cfg.failures, force=cfg.force)
+        for w in loaded.warnings:
+            self.progress.note(f"warning: {w}")
+        redact = Redactor(cfg.credentials.secrets)
+        async with OfferLibrary(cfg.target, cfg.credentials, cfg.retry.timeout, cfg.workers) as lib:
+            # Fail fast on credentials and container before any row is touched.
+            await lib.tokens.get()
+            if cfg.target.api == "xcore":
+                await lib.resolve_container()
+            self.writer = ResultsWriter(cfg.results, cfg.failures, loaded.table.headers, redact)
+            self.progress.start(loaded.plan.rows)
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._watch_signals, tg)
+                    await self._pipeline(lib)
+                    tg.cancel_scope.cancel()  # stops the signal watcher
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._sweep)
+                    self.writer.close()
+                    self.progress.close()
+        counts = dict(self.writer.counts)
+        return Summary(rows=loaded.plan.rows, offers=loaded.plan.offers, counts=counts,
+                       elapsed=time.monotonic() - start, warnings=loaded.warnings, stopped=self.stopped,
+                       input_error=self.input_error, results=str(cfg.results), failures=str(cfg.failures)
+                       if self.writer.failures_written else "")
+
+    async def _watch_signals(self, tg: TaskGroup) -> None:
+        """First Ctrl-C: stop sending, let in-flight requests finish. Second: abort them."""
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    if not self.stop.is_set():
+                        self.halt("interrupted")
+                        self.progress.note("stopping: finishing requests in flight (Ctrl-C again to abort them)")
+                    else:
+                        self.progress.note("aborting requests in flight")
+                        self._abort.cancel()
+                        return
+        except (NotImplementedError, ValueError, RuntimeError):
+            return  # not the main thread (tests, embedding): no signal handling
+
+    async def _pipeline(self, lib: OfferLibrary) -> None:
+        workers = self.cfg.workers
+        send, receive = anyio.create_memory_object_stream[Prepared](workers * 2)
+        with self._abort:
+            async with anyio.create_task_group() as tg:
+                for _ in range(workers):
+                    tg.start_soon(self._worker, lib, receive.clone())
+                receive.close()
+                async with send:
+                    await self._produce(send)
+
+    async def _produce(self, send: Any) -> None:
+        assert self.loaded is not None
+        ld = self.loaded
+        items = prepare(ld.table.rows(), ld.cmap, ld.plan, ld.ctx)
+        while not self.stop.is_set():
+            try:
+                batch = await anyio.to_thread.run_sync(lambda: list(islice(items, 256)))
+            except InputError as exc:
+                self.input_error = exc
+                self.halt(f"unreadable input: {exc}")
+                return
+            if not batch:
+                return
+            for prepared in batch:
+                if prepared.offer is None:
+                    self.record(_row_results(prepared, ld.cmap, "invalid"))
+                elif self.stop.is_set():
+                    return  # the sweep records the rest as not attempted
+                else:
+                    await send.send(prepared)
+
+    async def _worker(self, lib: OfferLibrary, receive: MemoryObjectReceiveStream[Prepared]) -> None:
+        assert self.loaded is not None
+        cmap = self.loaded.cmap
+        async with receive:
+            async for prepared in receive:
+                if self.stop.is_set():
+                    continue  # drained; the sweep records these
+                started = time.monotonic()
+                try:
+                    outcome, kw = await self._send_offer(lib, prepared)
+                except anyio.get_cancelled_exc_class():
+                    with anyio.CancelScope(shield=True):
+                        self.record(_row_results(prepared, cmap, "failed", error=(
+                            "aborted while the request was in flight: the offer may exist; run "
+                            "`bulkoffers import --skip-existing` or look it up before sending it again")))
+                    raise
+                kw["elapsed_ms"] = int((time.monotonic() - started) * 1000)
+                self.record(_row_results(prepared, cmap, outcome, **kw))
+
+    async def _send_offer(self, lib: OfferLibrary, prepared: Prepared) -> tuple[str, dict[str, Any]]:
+        """Send one offer with retries. Returns (outcome, result fields)."""
+        assert prepared.offer is not None
+        policy = self.cfg.retry
+        body = payload(prepared.offer, self.cfg.target.api)
+        deadline = time.monotonic() + policy.deadline
+        attempts, in_doubt = 0, False
+        last: Answer | None = None
+        while True:
+            if in_doubt:
+                try:
+                    found = await self._reconcile(lib, body)
+                except LookupFailed as exc:
+                    return "failed", {"attempts": attempts, "http_status": None, "error": (
+                        f"the answer was lost and looking the offer up failed ({exc}): it may exist; "
+                        "check before sending it again")}
+                if found is not None:
+                    return "created", {"id": found.id, "at_id": found.at_id, "attempts": attempts,
+                                       "http_status": None, "error": ""}
+            if attempts and self.stop.is_set():
+                return "failed", {"attempts": attempts, "http_status": last.status if last else None,
+                                  "error": f"{excerpt(last) if last else 'stopped'}; stopped before the next retry"}
+            await self.limiter.acquire()
+            attempts += 1
+            last = answer = await lib.create(body)
+            verdict = classify(answer)
+            if verdict is Verdict.OK:
+                self.limiter.reward()
+                offer_id, at_id = receipt_ids(answer.body)
+                return "created", {"id": offer_id, "at_id": at_id, "attempts": attempts,
+                                   "http_status": answer.status, "error": ""}
+            if verdict in (Verdict.FATAL, Verdict.REFRESH):
+                reason = excerpt(answer)
+                self.halt(f"the API refused the credentials: {reason}")
+                return "failed", {"attempts": attempts, "http_status": answer.status, "error": reason}
+            if verdict is Verdict.ROW:
+                return "failed", {"attempts": attempts, "http_status": answer.status, "error": excerpt(answer)}
+            # RETRY
+            in_doubt = in_doubt or answer.in_doubt
+            server_wait = parse_retry_after(answer.retry_after)
+            wait = backoff(policy, attempts, server_wait, self._rng)
+            if answer.status == 429:
+                self.limiter.penalize(wait)
+            if attempts >= policy.attempts or time.monotonic() + wait > deadline:
+                if in_doubt:
+                    try:
+                        found = await self._reconcile(lib, body)
+                    except LookupFailed:
+                        found = None
+                    if found is not None:
+                        return "created", {"id": found.id, "at_id": found.at_id, "attempts": attempts,
+                                           "http_status": None, "error": ""}
+                note = " (the last answer was lost: the offer may exist)" if in_doubt else ""
+                return "failed", {"attempts": attempts, "http_status": answer.status,
+                                  "error": f"{excerpt(answer)} after {attempts} attempts{note}"}
+            await anyio.sleep(wait)
+
+    async def _reconcile(self, lib: OfferLibrary, body: dict[str, Any]) -> Found | None:
+        """After a lost answer: does the offer exist now? Looks up by name (rate-limited, retried on
+        transient errors). None means not found, so sending again is safe."""
+        name = str(body.get("name") or body.get("xdm:name"))
+        for attempt in range(1, self.cfg.retry.attempts + 1):
+            await self.limiter.acquire()
+            answer, found = await lib.find_by_name(name)
+            if answer.status == 200:
+                for item in found:
+                    if matches(body, item.document):
+                        return item
+                return None
+            verdict = classify(answer)
+            if verdict is not Verdict.RETRY:
+                break
+            if answer.status == 429:
+                self.limiter.penalize(backoff(self.cfg.retry, attempt, parse_retry_after(answer.retry_after)))
+            await anyio.sleep(backoff(self.cfg.retry, attempt, parse_retry_after(answer.retry_after), self._rng))
+        # The lookup itself keeps failing: sending again could duplicate, so do not.
+        raise LookupFailed(excerpt(answer))
+
+    def _sweep(self) -> None:
+        """Every row not yet in results (interrupted, stopped, unreadable tail) is recorded as not attempted."""
+        assert self.loaded is not None and self.writer is not None
+        ld = self.loaded
+        if self.recorded_count >= ld.plan.rows:
+            return
+        reason = NOT_ATTEMPTED + (self.stopped or "run ended early")
+        try:
+            for row in ld.table.rows():
+                if row.number < len(self.recorded) and self.recorded[row.number]:
+                    continue
+                self.record([RowResult(row.number, ld.cmap.key(row), ld.cmap.get(row, "name"), "skipped",
+                                       error=reason, cells=row.cells)])
+        except InputError:
+            pass  # the unreadable tail was reported already; its rows cannot be listed
+
+
+class LookupFailed(Exception):
+    """The lookup after a lost answer failed too: whether the offer exists is unknown."""
+
+
+def import_file(cfg: ImportConfig, progress: Progress | None = None) -> Summary:
+    """Synchronous entry point: runs one import and returns its summary."""
+    return anyio.run(Importer(cfg, progress).run)
+
+
+__all__ = ["Importer", "Summary", "import_file", "validate", "load", "BulkOffersError"]

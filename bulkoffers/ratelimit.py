@@ -1,0 +1,70 @@
+"""Rate limiting: evenly spaced request slots shared by every worker, with adaptive slow-down on 429.
+
+The concurrency cap is a separate object (anyio.CapacityLimiter in engine.py). The clock and sleep are
+injectable so tests step a fake clock instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from .config import RateLimit
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RateLimiter:
+    """`await acquire()` returns at the caller's slot. Slots are `interval` apart, the first one now (no
+    burst at start). A 429 pauses every worker (`penalize`) and lowers the rate; successes bring it back."""
+
+    RECOVER_AFTER = 20  # successes at the lowered rate before stepping back up
+    SLOWDOWN = 0.75  # factor applied to the rate on each 429
+
+    def __init__(self, limit: RateLimit, clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep) -> None:
+        self.limit = limit
+        self._clock, self._sleep = clock, sleep
+        self._rate = limit.rate
+        self._next = -float("inf")
+        self._streak = 0
+
+    @property
+    def rate(self) -> float:
+        """The rate in force now (lower than configured after a 429)."""
+        return self._rate
+
+    @property
+    def _interval(self) -> float:
+        return (1.0 + self.limit.safety) / self._rate
+
+    async def acquire(self) -> None:
+        now = self._clock()
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        if slot <= now:
+            return
+        try:
+            await self._sleep(slot - now)
+        except BaseException:
+            # A cancelled waiter gives its slot back when nobody has queued behind it.
+            if self._next == slot + self._interval:
+                self._next = slot
+            raise
+
+    def penalize(self, wait: float) -> None:
+        """A 429: nobody starts before `wait` seconds from now, and the pace drops."""
+        self._next = max(self._next, self._clock() + wait)
+        self._rate = max(self.limit.min_rate, self._rate * self.SLOWDOWN)
+        self._streak = 0
+
+    def reward(self) -> None:
+        """A success: after a streak of them, step the rate back towards the configured one."""
+        if self._rate >= self.limit.rate:
+            return
+        self._streak += 1
+        if self._streak >= self.RECOVER_AFTER:
+            self._streak = 0
+            self._rate = min(self.limit.rate, self._rate / self.SLOWDOWN)
