@@ -17,12 +17,13 @@ Fetch = Callable[[str, str, tuple[str, ...]], Awaitable[tuple[str, float]]]
 
 
 class TokenSource:
-    REFRESH_MARGIN = 300.0  # seconds before expiry a token is replaced
+    REFRESH_MARGIN = 300.0  # seconds before expiry a token is replaced (a tenth of short lifetimes)
 
     def __init__(self, creds: Credentials, fetch: Fetch, clock: Callable[[], float] = time.monotonic) -> None:
         self._creds, self._fetch, self._clock = creds, fetch, clock
         self._token: str | None = creds.access_token
         self._expires = float("inf") if creds.access_token else 0.0
+        self._margin = self.REFRESH_MARGIN
         self._lock = anyio.Lock()
 
     @property
@@ -30,7 +31,7 @@ class TokenSource:
         return bool(self._creds.client_id and self._creds.client_secret)
 
     async def get(self) -> str:
-        if self._token and self._clock() < self._expires - self.REFRESH_MARGIN:
+        if self._token and self._clock() < self._expires - self._margin:
             return self._token
         return await self._refresh(self._token)
 
@@ -44,7 +45,7 @@ class TokenSource:
     async def _refresh(self, stale: str | None, force: bool = False) -> str:
         async with self._lock:
             fresh = self._token and self._token != stale
-            if fresh or (not force and self._token and self._clock() < self._expires - self.REFRESH_MARGIN):
+            if fresh or (not force and self._token and self._clock() < self._expires - self._margin):
                 assert self._token is not None
                 return self._token
             if not self.can_refresh:
@@ -52,4 +53,5 @@ class TokenSource:
             assert self._creds.client_id and self._creds.client_secret
             token, ttl = await self._fetch(self._creds.client_id, self._creds.client_secret, self._creds.scopes)
             self._token, self._expires = token, self._clock() + ttl
+            self._margin = min(self.REFRESH_MARGIN, ttl / 10)
             return token

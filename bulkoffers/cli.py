@@ -256,7 +256,12 @@ def _import(file: Path, *, api: str, sheet: str | None, delimiter: str | None, m
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def template_cmd(out: Path, force: bool) -> None:
-    """Write a starter spreadsheet (.xlsx or .csv) with every column and example rows."""
+    """Write a starter spreadsheet OUT (.xlsx or .csv) with every column and example rows.
+
+    The example is one offer with two representations (web image, email HTML): rows sharing an
+    offer_key become one offer. In the .xlsx, each header has a comment explaining its values and the
+    cells are formatted as text so leading zeros survive. Check your edits with `bulkoffers validate OUT`.
+    """
 
     def run() -> int:
         from .template import write_template

@@ -297,7 +297,7 @@ class Importer:
             if attempts and self.stop.is_set():
                 return "failed", {"attempts": attempts, "http_status": last.status if last else None,
                                   "error": f"{excerpt(last) if last else 'stopped'}; stopped before the next retry"}
-            await self.limiter.acquire()
+            sent_at = await self.limiter.acquire()
             attempts += 1
             last = answer = await lib.create(body)
             verdict = classify(answer)
@@ -317,7 +317,7 @@ class Importer:
             server_wait = parse_retry_after(answer.retry_after)
             wait = backoff(policy, attempts, server_wait, self._rng)
             if answer.status == 429:
-                self.limiter.penalize(wait)
+                self.limiter.penalize(wait, sent_at)
             if attempts >= policy.attempts or time.monotonic() + wait > deadline:
                 if in_doubt:
                     try:
@@ -337,7 +337,7 @@ class Importer:
         transient errors). None means not found, so sending again is safe."""
         name = str(body.get("name") or body.get("xdm:name"))
         for attempt in range(1, self.cfg.retry.attempts + 1):
-            await self.limiter.acquire()
+            sent_at = await self.limiter.acquire()
             answer, found = await lib.find_by_name(name)
             if answer.status == 200:
                 for item in found:
@@ -348,7 +348,7 @@ class Importer:
             if verdict is not Verdict.RETRY:
                 break
             if answer.status == 429:
-                self.limiter.penalize(backoff(self.cfg.retry, attempt, parse_retry_after(answer.retry_after)))
+                self.limiter.penalize(backoff(self.cfg.retry, attempt, parse_retry_after(answer.retry_after)), sent_at)
             await anyio.sleep(backoff(self.cfg.retry, attempt, parse_retry_after(answer.retry_after), self._rng))
         # The lookup itself keeps failing: sending again could duplicate, so do not.
         raise LookupFailed(excerpt(answer))

@@ -383,6 +383,7 @@ def _problems(exc: ValidationError, row: int, cmap: ColumnMap) -> list[Problem]:
         msg = str(err.get("ctx", {}).get("error", err["msg"]))
         if not loc and ": " in msg and msg.split(": ", 1)[0] in FIELDS:
             loc, msg = msg.split(": ", 1)  # model-level checks name their field first
+            msg = msg.replace("start_date", cmap.column("start_date"))
         if err["type"] == "missing":
             msg = "is missing"
         out.append(Problem(row, cmap.column(loc) if loc else "row", msg))

@@ -30,6 +30,9 @@ class RateLimiter:
         self._rate = limit.rate
         self._next = -float("inf")
         self._streak = 0
+        self._last_cut = -float("inf")
+        self._last_start = -float("inf")
+        self._epoch = 0
 
     @property
     def rate(self) -> float:
@@ -40,24 +43,37 @@ class RateLimiter:
     def _interval(self) -> float:
         return (1.0 + self.limit.safety) / self._rate
 
-    async def acquire(self) -> None:
-        now = self._clock()
-        slot = max(now, self._next)
-        self._next = slot + self._interval
-        if slot <= now:
-            return
-        try:
-            await self._sleep(slot - now)
-        except BaseException:
-            # A cancelled waiter gives its slot back when nobody has queued behind it.
-            if self._next == slot + self._interval:
-                self._next = slot
-            raise
+    async def acquire(self) -> float:
+        """Waits for the caller's slot and returns its time (pass it to `penalize` on a 429).
 
-    def penalize(self, wait: float) -> None:
-        """A 429: nobody starts before `wait` seconds from now, and the pace drops."""
-        self._next = max(self._next, self._clock() + wait)
-        self._rate = max(self.limit.min_rate, self._rate * self.SLOWDOWN)
+        A 429 while the caller waits voids its slot (it was booked at the old pace): it books again."""
+        while True:
+            epoch = self._epoch
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+            if slot > now:
+                try:
+                    await self._sleep(slot - now)
+                except BaseException:
+                    # A cancelled waiter gives its slot back when nobody has booked behind it.
+                    if self._epoch == epoch and self._next == slot + self._interval:
+                        self._next = slot
+                    raise
+            if self._epoch == epoch:
+                self._last_start = slot
+                return slot
+
+    def penalize(self, wait: float, sent_at: float | None = None) -> None:
+        """A 429: nobody starts before `wait` seconds from now, and the pace drops. A request sent
+        before the last slow-down was paced by the old rate: its 429 pauses but does not cut again,
+        so a burst of 429s from one moment counts once."""
+        now = self._clock()
+        if sent_at is None or sent_at > self._last_cut:
+            self._rate = max(self.limit.min_rate, self._rate * self.SLOWDOWN)
+            self._last_cut = now
+        self._epoch += 1  # every booked slot is void: waiters book again at the new pace
+        self._next = max(now + wait, self._last_start + self._interval)
         self._streak = 0
 
     def reward(self) -> None:

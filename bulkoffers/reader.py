@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -170,9 +171,15 @@ class Table:
                         if any(values):
                             yield SourceRow(number, dict(zip(headers, values)))
             except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+                ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+                if ragged:
+                    expected, line, saw = ragged.groups()
+                    raise InputError(f"{self.path}: line {line} has {saw} cells but the header has {expected}",
+                                     hint="remove the extra cells, or quote values that contain the delimiter "
+                                          f"{self.delimiter!r}") from exc
                 raise InputError(f"{self.path}: cannot read past row {number}: {str(exc).strip()}",
                                  hint="a row has more cells than the header, or an unclosed quote; fix it "
-                                      "and run again (rows before it are in the results)") from exc
+                                      "and run again") from exc
             finally:
                 reader.close()
             return
