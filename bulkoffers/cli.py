@@ -161,87 +161,61 @@ def _validate(file: Path, api: str, sheet: str | None, delimiter: str | None, ma
     return EXIT_OK if summary.counts.get("invalid", 0) == 0 and summary.rows else EXIT_ROWS_FAILED
 
 
-@main.command("import", context_settings=CONTEXT)
-@click.argument("file", type=click.Path(path_type=Path))
-@input_options
-@click.option("--container-id", metavar="ID", help="xcore container id [looked up for the sandbox].")
-@click.option("--emulator", is_flag=True, help="Start the built-in emulator in-process and import into it "
-                                                "(a rehearsal: no credentials, nothing leaves this machine).")
-@click.option("--dry-run", is_flag=True, help="Validate and build payloads only; send nothing.")
-@click.option("--rate", type=float, default=10.0, show_default=True, help="Requests per second, evenly spaced.")
-@click.option("--concurrency", type=int, help="Requests in flight at most [from the rate: 1.5 x rate + 1].")
-@click.option("--retries", type=int, default=6, show_default=True, help="Attempts per offer, first one included.")
-@click.option("--deadline", type=float, default=300.0, show_default=True,
-              help="Seconds one offer may spend in retries.")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds one request may take.")
-@click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Results CSV [next to FILE: NAME.<time>.results.csv].")
-@click.option("--failures", "failures_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Failures CSV: original columns + error [next to FILE: NAME.<time>.failures.csv].")
-@click.option("--force", is_flag=True, help="Overwrite existing results/failures files.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--client-id", envvar="BULKOFFERS_CLIENT_ID", show_envvar=True, help="Adobe client id (API key).")
-@click.option("--client-secret", envvar="BULKOFFERS_CLIENT_SECRET", show_envvar=True,
-              help="Client secret for IMS OAuth server-to-server.")
-@click.option("--org-id", envvar="BULKOFFERS_ORG_ID", show_envvar=True, help="IMS organization id.")
-@click.option("--sandbox", envvar="BULKOFFERS_SANDBOX", show_envvar=True, default="prod", show_default=True,
-              help="Sandbox name.")
-@click.option("--scopes", envvar="BULKOFFERS_SCOPES", show_envvar=True,
-              help=f"Comma-separated IMS scopes [{','.join(DEFAULT_SCOPES)}].")
-@click.option("--access-token", envvar="BULKOFFERS_ACCESS_TOKEN", show_envvar=True,
-              help="A ready access token instead of client credentials.")
-@click.option("--base-url", default=PRODUCTION_BASE_URL, show_default=True, help="Platform API base URL.")
-@click.option("--ims-url", default=PRODUCTION_IMS_URL, show_default=True, help="IMS base URL.")
-def import_cmd(file: Path, **opts: Any) -> None:
-    """Create one fallback offer per offer in FILE and write a results CSV.
-
-    Rows sharing an offer_key column (or, without one, a name) become one offer with several
-    representations. Invalid rows are never sent; every row ends up in the results file exactly once.
-
-    \b
-    Exit codes: 0 all created, 1 some rows failed/invalid/not attempted, 2 usage or credentials,
-    3 unreadable input, 130 interrupted.
-    """
-    run_guarded(lambda: _import(file, **opts))
+def auth_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--client-id", envvar="BULKOFFERS_CLIENT_ID", show_envvar=True, help="Adobe client id (API key)."),
+        click.option("--client-secret", envvar="BULKOFFERS_CLIENT_SECRET", show_envvar=True,
+                     help="Client secret for IMS OAuth server-to-server."),
+        click.option("--org-id", envvar="BULKOFFERS_ORG_ID", show_envvar=True, help="IMS organization id."),
+        click.option("--scopes", envvar="BULKOFFERS_SCOPES", show_envvar=True,
+                     help=f"Comma-separated IMS scopes [{','.join(DEFAULT_SCOPES)}]."),
+        click.option("--access-token", envvar="BULKOFFERS_ACCESS_TOKEN", show_envvar=True,
+                     help="A ready access token instead of client credentials."),
+    ]):
+        fn = option(fn)
+    return fn
 
 
-def _import(file: Path, *, api: str, sheet: str | None, delimiter: str | None, mapping_path: Path | None,
-            default_status: str, payloads_out: Path | None, container_id: str | None, emulator: bool,
-            dry_run: bool, rate: float, concurrency: int | None, retries: int, deadline: float, timeout: float,
-            results_path: Path | None, failures_path: Path | None, force: bool, quiet: bool,
-            client_id: str | None, client_secret: str | None, org_id: str | None, sandbox: str,
-            scopes: str | None, access_token: str | None, base_url: str, ims_url: str) -> int:
-    if dry_run:
-        return _validate(file, api, sheet, delimiter, mapping_path, default_status, payloads_out)
-    read, mapping = _read(sheet, delimiter), load_mapping(mapping_path)
+def send_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--rate", type=float, default=10.0, show_default=True, help="Requests per second, evenly spaced."),
+        click.option("--concurrency", type=int, help="Requests in flight at most [from the rate: 1.5 x rate + 1]."),
+        click.option("--retries", type=int, default=6, show_default=True, help="Attempts per offer, first one included."),
+        click.option("--deadline", type=float, default=300.0, show_default=True,
+                     help="Seconds one offer may spend in retries."),
+        click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds one request may take."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def continue_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """For commands that continue a run: where the run went, unless it moved."""
+    for option in reversed([
+        click.option("--base-url", help="Platform API base URL [the run's]."),
+        click.option("--ims-url", help="IMS base URL [the run's]."),
+        click.option("--force", is_flag=True, help="Go on even though the run's input file changed."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def make_credentials(opts: dict[str, Any], sandbox: str, org_id: str | None = None) -> Credentials:
+    scopes = opts.get("scopes")
     scope_tuple = tuple(s.strip() for s in scopes.split(",") if s.strip()) if scopes else DEFAULT_SCOPES
-    server = None
-    if emulator:
-        from .emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, EmulatorServer
+    creds = Credentials(opts.get("client_id"), opts.get("client_secret"), opts.get("org_id") or org_id, sandbox,
+                        scope_tuple, opts.get("access_token"))
+    creds.check()
+    return creds
 
-        server = EmulatorServer().start()
-        base_url = ims_url = server.url
-        creds = Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, sandbox, scope_tuple)
-        click.echo(f"emulator: {server.url} (in-process; offers vanish when the run ends)", err=True)
-    else:
-        creds = Credentials(client_id, client_secret, org_id, sandbox, scope_tuple, access_token)
-        creds.check()
-    cfg = ImportConfig(
-        input=file, results=results_path or default_output(file, "results"),
-        failures=failures_path or default_output(file, "failures"),
-        target=Target(api=api, base_url=base_url, ims_url=ims_url, container_id=container_id),  # type: ignore[arg-type]
-        credentials=creds, rate=RateLimit(rate), retry=RetryPolicy(attempts=retries, deadline=deadline,
-                                                                     timeout=timeout),
-        concurrency=concurrency, read=read, mapping=mapping, default_status=default_status, force=force,
-        payloads_out=payloads_out)
-    from .engine import import_file
-    from .progress import TqdmProgress
 
-    try:
-        summary = import_file(cfg, TqdmProgress(quiet=quiet))
-    finally:
-        if server is not None:
-            server.stop()
+def send_settings(opts: dict[str, Any]) -> dict[str, Any]:
+    return {"rate": RateLimit(opts["rate"]), "concurrency": opts["concurrency"],
+            "retry": RetryPolicy(attempts=opts["retries"], deadline=opts["deadline"], timeout=opts["timeout"])}
+
+
+def report(summary: Any) -> int:
     print_summary_line(summary, dry=False)
     if summary.input_error is not None:
         raise summary.input_error
@@ -250,6 +224,208 @@ def _import(file: Path, *, api: str, sheet: str | None, delimiter: str | None, m
     if summary.stopped:
         raise FatalApiError(summary.stopped, status=None)
     return EXIT_OK if summary.all_done else EXIT_ROWS_FAILED
+
+
+@main.command("import", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(path_type=Path))
+@input_options
+@click.option("--container-id", metavar="ID", help="xcore container id [looked up for the sandbox].")
+@click.option("--emulator", is_flag=True, help="Start the built-in emulator in-process and import into it "
+                                                "(a rehearsal: no credentials, nothing leaves this machine).")
+@click.option("--dry-run", is_flag=True, help="Validate and build payloads only; send nothing.")
+@click.option("--skip-existing", is_flag=True,
+              help="List the sandbox's fallback offers first; rows whose name exists are skipped, not sent.")
+@click.option("--resume", is_flag=True, help="Continue the last run of FILE (or the one --results names) "
+                                              "after a crash or Ctrl-C: created rows are not sent again.")
+@send_options
+@click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Results CSV [next to FILE: NAME.<time>.results.csv]; its journal goes beside it.")
+@click.option("--failures", "failures_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Failures CSV: original columns + source_row + error [next to FILE: NAME.<time>.failures.csv].")
+@click.option("--force", is_flag=True, help="Overwrite existing results/failures files.")
+@auth_options
+@click.option("--sandbox", envvar="BULKOFFERS_SANDBOX", show_envvar=True, default="prod", show_default=True,
+              help="Sandbox name.")
+@click.option("--base-url", default=PRODUCTION_BASE_URL, show_default=True, help="Platform API base URL.")
+@click.option("--ims-url", default=PRODUCTION_IMS_URL, show_default=True, help="IMS base URL.")
+def import_cmd(file: Path, **opts: Any) -> None:
+    """Create one fallback offer per offer in FILE and write a results CSV.
+
+    Rows sharing an offer_key column (or, without one, a name) become one offer with several
+    representations. Invalid rows are never sent; every row ends up in the results file exactly once.
+    A journal beside the results lets `--resume`, `bulkoffers retry` and `bulkoffers rollback` continue
+    or undo the run.
+
+    \b
+    Exit codes: 0 all created, 1 some rows failed/invalid/not attempted, 2 usage or credentials,
+    3 unreadable input, 130 interrupted.
+    """
+    run_guarded(lambda: _import(file, opts))
+
+
+def latest_results(file: Path) -> Path:
+    from .results import journal_path
+
+    runs = sorted((p for p in file.parent.glob(f"{file.stem}.*.results.csv") if journal_path(p).exists()),
+                  key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise ConfigError(f"no earlier run of {file} to resume (no {file.stem}.*.results.csv with a journal)",
+                          hint="name it with --results, or run without --resume")
+    return runs[-1]
+
+
+def _import(file: Path, opts: dict[str, Any]) -> int:
+    if opts["dry_run"]:
+        return _validate(file, opts["api"], opts["sheet"], opts["delimiter"], opts["mapping_path"],
+                         opts["default_status"], opts["payloads_out"])
+    if opts["resume"]:
+        if opts["emulator"]:
+            raise ConfigError("--resume cannot use --emulator: the in-process emulator forgot the run",
+                              hint="rehearse resumes against `bulkoffers emulator --db state.sqlite`")
+        results = opts["results_path"] or latest_results(file)
+        return _continue(results, opts, redo_failed=False, override_input=file)
+    read, mapping = _read(opts["sheet"], opts["delimiter"]), load_mapping(opts["mapping_path"])
+    server = None
+    base_url, ims_url = opts["base_url"], opts["ims_url"]
+    if opts["emulator"]:
+        from .emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, EmulatorServer
+
+        opts = {**opts, "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET,
+                "org_id": DEFAULT_ORG_ID, "access_token": None}
+        server = EmulatorServer().start()
+        base_url = ims_url = server.url
+        click.echo(f"emulator: {server.url} (in-process; offers vanish when the run ends)", err=True)
+    creds = make_credentials(opts, opts["sandbox"])
+    cfg = ImportConfig(
+        input=file, results=opts["results_path"] or default_output(file, "results"),
+        failures=opts["failures_path"] or default_output(file, "failures"),
+        target=Target(api=opts["api"], base_url=base_url, ims_url=ims_url, container_id=opts["container_id"]),
+        credentials=creds, read=read, mapping=mapping, default_status=opts["default_status"], force=opts["force"],
+        payloads_out=opts["payloads_out"], skip_existing=opts["skip_existing"], **send_settings(opts))
+    from .engine import import_file
+    from .progress import TqdmProgress
+
+    try:
+        summary = import_file(cfg, TqdmProgress(quiet=opts["quiet"]))
+    finally:
+        if server is not None:
+            server.stop()
+    return report(summary)
+
+
+def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_input: Path | None = None,
+              fixed: Path | None = None) -> int:
+    """resume / retry: the journal says what the run was; flags only say how to send."""
+    from .config import Api
+    from .engine import check_input_unchanged, import_file
+    from .progress import TqdmProgress
+    from .results import journal_path, load_journal
+
+    state = load_journal(journal_path(results))
+    h = state.header
+    source = Path(h["input"])
+    if override_input is not None and override_input.resolve() != source:
+        raise ConfigError(f"{results} is a run of {source}, not of {override_input}")
+    if fixed is None:
+        check_input_unchanged(state, source, opts.get("force", False))
+    api: Api = h["api"]
+    failures = Path(h["failures"])
+    if fixed is not None and fixed.resolve() == failures.resolve():
+        failures = default_output(fixed, "failures")  # never write over the file being read
+    cfg = ImportConfig(
+        input=fixed or source, results=Path(h["results"]), failures=failures,
+        target=Target(api=api, base_url=opts.get("base_url") or h["base_url"],
+                      ims_url=opts.get("ims_url") or h["ims_url"], container_id=h.get("container_id")),
+        credentials=make_credentials(opts, h["sandbox"], h.get("org_id")),
+        read=ReadOptions(sheet=h.get("sheet") if fixed is None else None, delimiter=h.get("delimiter")
+                         if fixed is None else None),
+        mapping=MappingSpec(tuple(map(tuple, h["mapping"]["columns"])), tuple(map(tuple, h["mapping"]["defaults"]))),
+        default_status=h["default_status"], skip_existing=opts.get("skip_existing", False), **send_settings(opts))
+    already = sum(1 for e in state.done.values() if e["outcome"] == "created")
+    click.echo(f"continuing the run of {source}: {already} rows created before, {len(state.in_flight)} in doubt "
+               "(looked up before sending)", err=True)
+    summary = import_file(cfg, TqdmProgress(quiet=opts["quiet"]), prior=state, redo_failed=redo_failed,
+                          renumber=fixed is not None)
+    return report(summary)
+
+
+@main.command("resume", context_settings=CONTEXT)
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skip-existing", is_flag=True, help="Also skip rows whose name already exists in the sandbox.")
+@continue_options
+@send_options
+@auth_options
+def resume_cmd(results: Path, **opts: Any) -> None:
+    """Continue the run that wrote RESULTS after a crash, kill or Ctrl-C.
+
+    Rows already created are not sent again; rows whose answer was lost are looked up by name first
+    and sent only if absent. Same input, sandbox and API as the run (from its journal); RESULTS and its
+    failures file are rewritten. Exit codes as for import."""
+    run_guarded(lambda: _continue(results, opts, redo_failed=False))
+
+
+@main.command("retry", context_settings=CONTEXT)
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "fixed", type=click.Path(dir_okay=False, path_type=Path),
+              help="Send the rows of this fixed failures file (matched by its source_row column) instead of "
+                   "the run's input.")
+@continue_options
+@send_options
+@auth_options
+def retry_cmd(results: Path, fixed: Path | None, **opts: Any) -> None:
+    """Send the failed rows of the run that wrote RESULTS again.
+
+    By default the rows come from the run's input; with --from, from its failures file after you fixed
+    it. Rows that may exist (a lost answer) are looked up first. RESULTS is updated in place; rows that
+    were created are left alone. Exit codes as for import."""
+    run_guarded(lambda: _continue(results, opts, redo_failed=True, fixed=fixed))
+
+
+@main.command("rollback", context_settings=CONTEXT)
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Rollback results CSV [RESULTS with .rollback.csv].")
+@click.option("--base-url", help="Platform API base URL [the run's].")
+@click.option("--ims-url", help="IMS base URL [the run's].")
+@send_options
+@auth_options
+def rollback_cmd(results: Path, yes: bool, out: Path | None, **opts: Any) -> None:
+    """Delete the offers that the run which wrote RESULTS created.
+
+    Asks first unless --yes. Deletes go at --rate like an import; an offer already gone counts as
+    rolled back. Writes one line per created row to its own CSV (outcome deleted, gone or failed).
+    Exit code 0 when every offer is gone, 1 otherwise."""
+    run_guarded(lambda: _rollback(results, yes, out, opts))
+
+
+def _rollback(results: Path, yes: bool, out: Path | None, opts: dict[str, Any]) -> int:
+    from .results import journal_path, load_journal
+    from .undo import rollback
+
+    state = load_journal(journal_path(results))
+    h = state.header
+    created = state.created
+    offers = len({r.id for r in created})
+    if not offers:
+        click.echo(f"the run of {h['input']} created no offers: nothing to roll back", err=True)
+        return EXIT_OK
+    out = out or results.with_name(results.name.removesuffix(".csv") + ".rollback.csv")
+    if out.exists():
+        raise ConfigError(f"{out} already exists", hint="choose another --out")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("rollback deletes offers and needs confirmation", hint="pass --yes")
+        click.confirm(f"Delete {offers} offers created by the run of {h['input']} in sandbox {h['sandbox']!r} "
+                      f"({h['api']})?", abort=True, err=True)
+    target = Target(api=h["api"], base_url=opts.get("base_url") or h["base_url"],
+                    ims_url=opts.get("ims_url") or h["ims_url"], container_id=h.get("container_id"))
+    creds = make_credentials(opts, h["sandbox"], h.get("org_id"))
+    settings = send_settings(opts)
+    summary = rollback(created, target, creds, settings["rate"], settings["retry"], settings["concurrency"], out)
+    click.echo(f"{summary.offers} offers: {summary.deleted} deleted, {summary.gone} already gone, "
+               f"{summary.failed} failed; details: {out}", err=True)
+    return EXIT_OK if summary.failed == 0 else EXIT_ROWS_FAILED
 
 
 @main.command("template", context_settings=CONTEXT)

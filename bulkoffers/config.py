@@ -128,6 +128,7 @@ class ImportConfig:
     default_status: str = "approved"
     force: bool = False
     payloads_out: Path | None = None
+    skip_existing: bool = False  # list the sandbox first; rows whose name exists are skipped
 
     @property
     def workers(self) -> int:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import random
 import signal
 import time
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Protocol
@@ -22,11 +24,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .client import Found, OfferLibrary, receipt_ids
 from .config import ImportConfig
-from .errors import BulkOffersError, InputError
+from .errors import BulkOffersError, ConfigError, InputError
 from .mapping import ColumnMap, Context, Plan, Prepared, matches, payload, plan, prepare, resolve_columns
 from .ratelimit import RateLimiter
-from .reader import Table
-from .results import NOT_ATTEMPTED, PayloadWriter, Redactor, ResultsWriter, RowResult, check_writable
+from .reader import SourceRow, Table
+from .results import (NOT_ATTEMPTED, SOURCE_ROW, Journal, JournalState, PayloadWriter, Redactor, ResultsWriter,
+                      RowResult, check_writable, journal_path)
 from .retry import Answer, Verdict, backoff, classify, excerpt, parse_retry_after
 
 
@@ -73,18 +76,33 @@ class Loaded:
     plan: Plan
     ctx: Context
     warnings: list[str]
+    renumber: bool = False
+
+    def rows(self) -> Iterator[SourceRow]:
+        rows = self.table.rows()
+        return renumbered(rows, self.table.path) if self.renumber else rows
 
 
-def load(cfg: ImportConfig) -> Loaded:
+def renumbered(rows: Iterator[SourceRow], path: Path) -> Iterator[SourceRow]:
+    """Rows of a failures file carry their row in the original input (`source_row`): use it, so
+    `retry --from` results land on the run's own rows."""
+    for row in rows:
+        cell = next((v for k, v in row.cells.items() if k.strip().lower() == SOURCE_ROW), "")
+        if not cell.strip().isdigit():
+            raise ConfigError(f"{path}: row {row.number} has no {SOURCE_ROW} number",
+                              hint="retry --from takes the failures file of the same run, with its source_row column")
+        yield SourceRow(int(cell), row.cells)
+
+
+def load(cfg: ImportConfig, renumber: bool = False) -> Loaded:
     """Open the input, map its columns and make pass 1 (grouping plan)."""
     table = Table(cfg.input, cfg.read)
     cmap = resolve_columns(table.headers, cfg.mapping)
     warnings = []
-    ignored = [h for h in cmap.unknown if h.strip().lower() != "error"]  # failures.csv's own column
-    if ignored:
-        warnings.append(f"{cfg.input}: column(s) not used: {', '.join(repr(h) for h in ignored)} "
+    if cmap.unknown:
+        warnings.append(f"{cfg.input}: column(s) not used: {', '.join(repr(h) for h in cmap.unknown)} "
                         "(map them with --mapping if they hold offer data)")
-    the_plan = plan(table.rows(), cmap)
+    the_plan = plan(renumbered(table.rows(), cfg.input) if renumber else table.rows(), cmap)
     if cfg.target.api == "xcore":
         for f in ("start_date", "end_date", "priority"):
             if f in the_plan.filled:
@@ -92,7 +110,7 @@ def load(cfg: ImportConfig) -> Loaded:
                                 "schema and is not sent (use --api dps to send it)")
     if the_plan.placements > 1000:
         warnings.append(f"{cfg.input}: more than 1,000 distinct placements; Adobe's guardrail is 1,000 per sandbox")
-    return Loaded(table, cmap, the_plan, Context(cfg.target.api, cfg.default_status), warnings)
+    return Loaded(table, cmap, the_plan, Context(cfg.target.api, cfg.default_status), warnings, renumber)
 
 
 def _row_results(prepared: Prepared, cmap: ColumnMap, outcome: str, **kw: Any) -> list[RowResult]:
@@ -142,8 +160,15 @@ def validate(cfg: ImportConfig, on_problem: Callable[[str], None]) -> Summary:
 class Importer:
     """One import run. `run()` inside an anyio event loop; see `import_file` for the sync entry."""
 
-    def __init__(self, cfg: ImportConfig, progress: Progress | None = None) -> None:
+    def __init__(self, cfg: ImportConfig, progress: Progress | None = None, prior: JournalState | None = None,
+                 redo_failed: bool = False, renumber: bool = False) -> None:
+        """`prior`: the journal of the run this one continues (resume, retry); rows it finished are
+        replayed, rows it left in doubt are looked up before sending. `redo_failed`: failed rows are
+        sent again (retry). `renumber`: the input is that run's failures file (retry --from)."""
         self.cfg = cfg
+        self.prior, self.redo_failed, self.renumber = prior, redo_failed, renumber
+        self.journal: Journal | None = None
+        self.existing: dict[str, Found] = {}
         self.progress = progress or NoProgress()
         self.limiter = RateLimiter(cfg.rate)
         self.stop: anyio.Event  # created in run(): anyio objects need the event loop
@@ -158,17 +183,33 @@ class Importer:
 
     # ---- bookkeeping ---------------------------------------------------------------------------------
 
-    def record(self, results: list[RowResult]) -> None:
+    def record(self, results: list[RowResult], replayed: bool = False, in_doubt: bool = False) -> None:
         assert self.writer is not None
         for r in results:
+            if self.is_recorded(r.row):
+                continue  # exactly once, whatever happens
             if r.row >= len(self.recorded):
                 self.recorded.extend(b"\0" * (r.row + 1 - len(self.recorded)))
-            if self.recorded[r.row]:
-                continue  # exactly once, whatever happens
             self.recorded[r.row] = 1
             self.recorded_count += 1
+            if self.journal is not None and not replayed:
+                self.journal.done(r, in_doubt)
             self.writer.write(r)
             self.progress.advance(r, self.limiter.rate)
+
+    def is_recorded(self, row: int) -> bool:
+        return row < len(self.recorded) and bool(self.recorded[row])
+
+    def _final_in_prior(self, row: int) -> bool:
+        """Whether the earlier run settled this row for good (replayed, never sent again)."""
+        assert self.prior is not None
+        entry = self.prior.done.get(row)
+        if entry is None or row in self.prior.in_flight:
+            return False
+        outcome, error = entry["outcome"], entry["error"]
+        if outcome == "created" or (outcome == "skipped" and not error.startswith(NOT_ATTEMPTED)):
+            return True
+        return outcome == "failed" and not self.redo_failed
 
     def halt(self, reason: str) -> None:
         if self.stopped is None:
@@ -181,8 +222,15 @@ class Importer:
         cfg = self.cfg
         start = time.monotonic()
         self.stop, self._abort = anyio.Event(), anyio.CancelScope()
-        self.loaded = loaded = await anyio.to_thread.run_sync(load, cfg)
-        check_writable(cfg.results, cfg.failures, force=cfg.force)
+        for out in (cfg.results, cfg.failures):
+            if out.exists() and out.resolve() == cfg.input.resolve():
+                raise ConfigError(f"{out} is the input file; writing results there would destroy it",
+                                  hint="choose another --results/--failures path")
+        self.loaded = loaded = await anyio.to_thread.run_sync(load, cfg, self.renumber)
+        # A continued run rewrites its own results from the journal; a new one never overwrites.
+        check_writable(cfg.results, cfg.failures, force=cfg.force or self.prior is not None)
+        if self.prior is None:
+            check_writable(journal_path(cfg.results), force=cfg.force)
         for w in loaded.warnings:
             self.progress.note(f"warning: {w}")
         redact = Redactor(cfg.credentials.secrets)
@@ -191,8 +239,20 @@ class Importer:
             await lib.tokens.get()
             if cfg.target.api == "xcore":
                 await lib.resolve_container()
-            self.writer = ResultsWriter(cfg.results, cfg.failures, loaded.table.headers, redact)
-            self.progress.start(loaded.plan.rows)
+            if cfg.skip_existing:
+                await self._list_existing(lib)
+            if self.prior is None:
+                journal_path(cfg.results).unlink(missing_ok=True)  # --force: a new run, a new journal
+            self.journal = Journal(journal_path(cfg.results), redact)
+            self.journal.start(run_header(cfg, lib.container_id, self.prior, self.redo_failed))
+            headers = loaded.table.headers
+            if self.prior is not None and self.prior.header.get("headers") and self.renumber:
+                headers = list(self.prior.header["headers"])
+            self.writer = ResultsWriter(cfg.results, cfg.failures, headers, redact)
+            self.progress.start(max(loaded.plan.rows, len(self.prior.done) if self.prior else 0))
+            if self.prior is not None:
+                self.record([self.prior.result(r) for r in sorted(self.prior.done) if self._final_in_prior(r)],
+                            replayed=True)
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._watch_signals, tg)
@@ -201,10 +261,13 @@ class Importer:
             finally:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(self._sweep)
+                    if self.prior is not None:  # rows of the earlier run this input did not include
+                        self.record([self.prior.result(r) for r in sorted(self.prior.done)], replayed=True)
                     self.writer.close()
+                    self.journal.close()
                     self.progress.close()
         counts = dict(self.writer.counts)
-        return Summary(rows=loaded.plan.rows, offers=loaded.plan.offers, counts=counts,
+        return Summary(rows=self.recorded_count, offers=loaded.plan.offers, counts=counts,
                        elapsed=time.monotonic() - start, warnings=loaded.warnings, stopped=self.stopped,
                        input_error=self.input_error, results=str(cfg.results), failures=str(cfg.failures)
                        if self.writer.failures_written else "")
@@ -238,7 +301,7 @@ class Importer:
     async def _produce(self, send: Any) -> None:
         assert self.loaded is not None
         ld = self.loaded
-        items = prepare(ld.table.rows(), ld.cmap, ld.plan, ld.ctx)
+        items = prepare(ld.rows(), ld.cmap, ld.plan, ld.ctx)
         while not self.stop.is_set():
             try:
                 batch = await anyio.to_thread.run_sync(lambda: list(islice(items, 256)))
@@ -249,8 +312,13 @@ class Importer:
             if not batch:
                 return
             for prepared in batch:
+                if all(self.is_recorded(r.number) for r in prepared.rows):
+                    continue  # settled by the earlier run and replayed
                 if prepared.offer is None:
                     self.record(_row_results(prepared, ld.cmap, "invalid"))
+                elif (found := self.existing.get(prepared.offer.name)) is not None:
+                    self.record(_row_results(prepared, ld.cmap, "skipped", id=found.id, at_id=found.at_id,
+                                             error="exists already (--skip-existing): not sent"))
                 elif self.stop.is_set():
                     return  # the sweep records the rest as not attempted
                 else:
@@ -273,7 +341,8 @@ class Importer:
                             "`bulkoffers import --skip-existing` or look it up before sending it again")))
                     raise
                 kw["elapsed_ms"] = int((time.monotonic() - started) * 1000)
-                self.record(_row_results(prepared, cmap, outcome, **kw))
+                in_doubt = kw.pop("in_doubt", False)
+                self.record(_row_results(prepared, cmap, outcome, **kw), in_doubt=in_doubt)
 
     async def _send_offer(self, lib: OfferLibrary, prepared: Prepared) -> tuple[str, dict[str, Any]]:
         """Send one offer with retries. Returns (outcome, result fields)."""
@@ -281,24 +350,30 @@ class Importer:
         policy = self.cfg.retry
         body = payload(prepared.offer, self.cfg.target.api)
         deadline = time.monotonic() + policy.deadline
-        attempts, in_doubt = 0, False
+        rows = [r.number for r in prepared.rows]
+        # An earlier run may have sent it and lost the answer (or been killed): look before sending.
+        in_doubt = self.prior is not None and any(self.prior.in_doubt(r) for r in rows)
+        attempts = 0
         last: Answer | None = None
         while True:
             if in_doubt:
                 try:
                     found = await self._reconcile(lib, body)
                 except LookupFailed as exc:
-                    return "failed", {"attempts": attempts, "http_status": None, "error": (
+                    return "failed", {"attempts": attempts, "http_status": None, "in_doubt": True, "error": (
                         f"the answer was lost and looking the offer up failed ({exc}): it may exist; "
-                        "check before sending it again")}
+                        "`bulkoffers retry` looks again before sending")}
                 if found is not None:
                     return "created", {"id": found.id, "at_id": found.at_id, "attempts": attempts,
                                        "http_status": None, "error": ""}
             if attempts and self.stop.is_set():
                 return "failed", {"attempts": attempts, "http_status": last.status if last else None,
+                                  "in_doubt": in_doubt,
                                   "error": f"{excerpt(last) if last else 'stopped'}; stopped before the next retry"}
             sent_at = await self.limiter.acquire()
             attempts += 1
+            assert self.journal is not None
+            self.journal.sending(rows, prepared.offer.name, attempts)  # before the POST: write-ahead
             last = answer = await lib.create(body)
             verdict = classify(answer)
             if verdict is Verdict.OK:
@@ -327,8 +402,8 @@ class Importer:
                     if found is not None:
                         return "created", {"id": found.id, "at_id": found.at_id, "attempts": attempts,
                                            "http_status": None, "error": ""}
-                note = " (the last answer was lost: the offer may exist)" if in_doubt else ""
-                return "failed", {"attempts": attempts, "http_status": answer.status,
+                note = " (an answer was lost: the offer may exist)" if in_doubt else ""
+                return "failed", {"attempts": attempts, "http_status": answer.status, "in_doubt": in_doubt,
                                   "error": f"{excerpt(answer)} after {attempts} attempts{note}"}
             await anyio.sleep(wait)
 
@@ -353,6 +428,22 @@ class Importer:
         # The lookup itself keeps failing: sending again could duplicate, so do not.
         raise LookupFailed(excerpt(answer))
 
+    async def _list_existing(self, lib: OfferLibrary) -> None:
+        """--skip-existing: every fallback offer of the sandbox by name, page by page."""
+        pages = lib.list_all()
+        while True:
+            await self.limiter.acquire()
+            try:
+                answer, found = await pages.__anext__()
+            except StopAsyncIteration:
+                break
+            if answer.status != 200:
+                raise ConfigError(f"cannot list the sandbox's offers for --skip-existing: {excerpt(answer)}")
+            for item in found:
+                self.existing.setdefault(item.name, item)
+        self.progress.note(f"--skip-existing: {len(self.existing)} offer names already in sandbox "
+                           f"{self.cfg.credentials.sandbox!r}")
+
     def _sweep(self) -> None:
         """Every row not yet in results (interrupted, stopped, unreadable tail) is recorded as not attempted."""
         assert self.loaded is not None and self.writer is not None
@@ -361,8 +452,8 @@ class Importer:
             return
         reason = NOT_ATTEMPTED + (self.stopped or "run ended early")
         try:
-            for row in ld.table.rows():
-                if row.number < len(self.recorded) and self.recorded[row.number]:
+            for row in ld.rows():
+                if self.is_recorded(row.number):
                     continue
                 self.record([RowResult(row.number, ld.cmap.key(row), ld.cmap.get(row, "name"), "skipped",
                                        error=reason, cells=row.cells)])
@@ -370,13 +461,49 @@ class Importer:
             pass  # the unreadable tail was reported already; its rows cannot be listed
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_header(cfg: ImportConfig, container_id: str | None, prior: JournalState | None,
+               redo_failed: bool) -> dict[str, Any]:
+    """What a later resume, retry or rollback needs to know about this run. No credentials."""
+    header: dict[str, Any] = {
+        "mode": "retry" if redo_failed else "resume" if prior else "import",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "input": str(cfg.input.resolve()), "input_sha256": file_sha256(cfg.input),
+        "results": str(cfg.results.resolve()), "failures": str(cfg.failures.resolve()),
+        "api": cfg.target.api, "base_url": cfg.target.base_url, "ims_url": cfg.target.ims_url,
+        "container_id": container_id, "sandbox": cfg.credentials.sandbox, "org_id": cfg.credentials.org_id,
+        "sheet": cfg.read.sheet, "delimiter": cfg.read.delimiter, "default_status": cfg.default_status,
+        "mapping": {"columns": list(map(list, cfg.mapping.columns)), "defaults": list(map(list, cfg.mapping.defaults))},
+    }
+    if prior is None:
+        header["headers"] = Table(cfg.input, cfg.read).headers
+    return header
+
+
+def check_input_unchanged(prior: JournalState, path: Path, force: bool) -> None:
+    """A resume on a changed input could skip or double rows: refuse unless forced."""
+    if not path.exists():
+        raise ConfigError(f"the run's input {path} is gone", hint="put it back, or pass the file with --input")
+    if file_sha256(path) != prior.header.get("input_sha256") and not force:
+        raise ConfigError(f"{path} changed since the run started (its SHA-256 differs)",
+                          hint="restore the original, or pass --force if rows were only appended or fixed")
+
+
 class LookupFailed(Exception):
     """The lookup after a lost answer failed too: whether the offer exists is unknown."""
 
 
-def import_file(cfg: ImportConfig, progress: Progress | None = None) -> Summary:
-    """Synchronous entry point: runs one import and returns its summary."""
-    return anyio.run(Importer(cfg, progress).run)
+def import_file(cfg: ImportConfig, progress: Progress | None = None, prior: JournalState | None = None,
+                redo_failed: bool = False, renumber: bool = False) -> Summary:
+    """Synchronous entry point: runs one import (or continues one) and returns its summary."""
+    return anyio.run(Importer(cfg, progress, prior, redo_failed, renumber).run)
 
 
 __all__ = ["Importer", "Summary", "import_file", "validate", "load", "BulkOffersError"]

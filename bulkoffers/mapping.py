@@ -25,6 +25,7 @@ from .reader import SourceRow
 OFFER_FIELDS = ("name", "description", "status", "start_date", "end_date", "priority", "tags")
 REP_FIELDS = ("channel", "placement", "component_type", "format", "delivery_url", "link_url", "content", "language")
 FIELDS = ("offer_key", *OFFER_FIELDS, *REP_FIELDS)
+BOOKKEEPING = {"error", "sourcerow"}  # columns a failures file adds: known, never offer data
 CHANNELS = {c: f"https://ns.adobe.com/xdm/channel-types/{c}"
             for c in ("web", "email", "mobile", "push", "sms", "inapp", "code", "messaging", "offline", "other")}
 # One constant for the text component: accepted as `text` or `component-text`, always sent as this.
@@ -92,7 +93,8 @@ def resolve_columns(headers: list[str], spec: MappingSpec = MappingSpec()) -> Co
         norm = normalize(header)
         fname = explicit.get(norm) or _CANONICAL.get(norm)
         if fname is None:
-            unknown.append(header)
+            if norm not in BOOKKEEPING:
+                unknown.append(header)
         elif fname in header_of:
             raise ConfigError(f"columns {header_of[fname]!r} and {header!r} both map to {fname}",
                               hint="rename or remove one of them, or map one elsewhere with --mapping")

@@ -20,6 +20,16 @@ Outcome = Literal["created", "failed", "invalid", "skipped"]
 RESULT_COLUMNS = ("row", "offer_key", "name", "outcome", "id", "at_id", "http_status", "attempts", "error",
                   "elapsed_ms")
 NOT_ATTEMPTED = "not attempted: "
+SOURCE_ROW = "source_row"  # failures.csv: the row in the run's input, so `retry --from` can match it
+
+
+def _column(header: list[str], name: str) -> int:
+    """Index of `name` in header (case-insensitive), appending it when absent."""
+    for i, h in enumerate(header):
+        if h.strip().lower() == name:
+            return i
+    header.append(name)
+    return len(header) - 1
 
 
 @dataclass(frozen=True)
@@ -104,10 +114,12 @@ class ResultsWriter:
     def __init__(self, results: Path, failures: Path, source_headers: list[str], redact: Redactor = Redactor()) -> None:
         self.results_path, self.failures_path = results, failures
         self._headers = list(source_headers)
-        # A failures.csv fed back in already has an error column: reuse it instead of adding a second.
-        self._error_col = next((i for i, h in enumerate(self._headers) if h.strip().lower() == "error"), None)
-        fail_header = self._headers + ([] if self._error_col is not None else ["error"])
+        # A failures.csv fed back in already has these columns: reuse them instead of adding twins.
+        fail_header = list(self._headers)
+        self._row_col = _column(fail_header, SOURCE_ROW)
+        self._error_col = _column(fail_header, "error")
         self._redact = redact
+        self._fail_header = fail_header
         self._results = _SortedCsv(results, list(RESULT_COLUMNS))
         self._failures = _SortedCsv(failures, fail_header)
         self.counts: Counter[str] = Counter()
@@ -121,12 +133,10 @@ class ResultsWriter:
         if result.error.startswith(NOT_ATTEMPTED):
             self.counts["not_attempted"] += 1
         if result.needs_rerun:
-            values = [result.cells.get(h, "") for h in self._headers]
-            if self._error_col is not None:
-                values[self._error_col] = result_line[8]
-            else:
-                values.append(result_line[8])
-            self._failures.write(result.row, values)
+            values = [result.cells.get(h, "") for h in self._headers] + [""] * 2
+            values[self._row_col] = str(result.row)
+            values[self._error_col] = result_line[8]
+            self._failures.write(result.row, values[: len(self._fail_header)])
             self.failures_written += 1
 
     def close(self) -> None:
@@ -147,3 +157,119 @@ class PayloadWriter:
 
     def close(self) -> None:
         self._fh.close()
+
+
+# ---- the journal ------------------------------------------------------------------------------------
+
+JOURNAL_VERSION = 1
+
+
+def journal_path(results: Path) -> Path:
+    return results.with_name(results.name + ".journal")
+
+
+class Journal:
+    """Write-ahead log beside the results: `send` before every POST, `done` after every row's outcome.
+    Each entry is one JSON line flushed to the OS at once, so `kill -9` at any instant loses at most
+    the line being written, which `load` ignores. Only ids and outcomes go in, never credentials."""
+
+    def __init__(self, path: Path, redact: Redactor = Redactor()) -> None:
+        self.path = path
+        self._redact = redact
+        self._fh: IO[str] = path.open("a", encoding="utf-8")
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        self._fh.write(self._redact(json.dumps(entry, ensure_ascii=False)) + "\n")
+        self._fh.flush()
+
+    def start(self, header: dict[str, Any]) -> None:
+        self._write({"type": "run", "version": JOURNAL_VERSION, **header})
+
+    def sending(self, rows: list[int], name: str, attempt: int) -> None:
+        self._write({"type": "send", "rows": rows, "name": name, "attempt": attempt})
+
+    def done(self, result: RowResult, in_doubt: bool = False) -> None:
+        entry: dict[str, Any] = {"type": "done", "row": result.row, "offer_key": result.offer_key,
+                                 "name": result.name, "outcome": result.outcome, "id": result.id,
+                                 "at_id": result.at_id, "http_status": result.http_status,
+                                 "attempts": result.attempts, "error": result.error,
+                                 "elapsed_ms": result.elapsed_ms}
+        if in_doubt:
+            entry["in_doubt"] = True
+        if result.needs_rerun:
+            entry["cells"] = result.cells  # so retry and the failures file need no second read of the input
+        self._write(entry)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+@dataclass
+class JournalState:
+    """What a journal says about an earlier run."""
+
+    header: dict[str, Any]
+    done: dict[int, dict[str, Any]]  # row → its last `done` entry
+    in_flight: set[int]  # rows sent whose outcome was never written: the answer may have been lost
+
+    def result(self, row: int) -> RowResult:
+        e = self.done[row]
+        return RowResult(row, e["offer_key"], e["name"], e["outcome"], e["id"], e["at_id"], e["http_status"],
+                         e["attempts"], e["error"], e["elapsed_ms"], cells=e.get("cells") or {})
+
+    def in_doubt(self, row: int) -> bool:
+        return row in self.in_flight or bool(self.done.get(row, {}).get("in_doubt"))
+
+    @property
+    def created(self) -> list[RowResult]:
+        return [self.result(r) for r, e in sorted(self.done.items()) if e["outcome"] == "created"]
+
+
+def load_journal(path: Path) -> JournalState:
+    if not path.exists():
+        raise ConfigError(f"{path} not found: no journal for these results",
+                          hint="resume, retry and rollback need the .journal file written beside the results")
+    header: dict[str, Any] | None = None
+    done: dict[int, dict[str, Any]] = {}
+    sent: set[int] = set()
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # the line a kill interrupted
+            kind = entry.get("type")
+            if kind == "run":
+                header = header or entry  # the first run defines input and settings
+            elif kind == "send":
+                for row in entry["rows"]:
+                    sent.add(row)
+                    if done.get(row, {}).get("outcome") != "created":
+                        done.pop(row, None)  # sent again (retry): in doubt until its new outcome
+            elif kind == "done":
+                done[int(entry["row"])] = entry
+                sent.discard(int(entry["row"]))
+    if header is None:
+        raise ConfigError(f"{path} is not a bulkoffers journal (no run header)")
+    if header.get("version") != JOURNAL_VERSION:
+        raise ConfigError(f"{path} was written by another bulkoffers version ({header.get('version')})")
+    return JournalState(header, done, sent)
+
+
+ROLLBACK_COLUMNS = ("row", "name", "id", "at_id", "outcome", "http_status", "attempts", "error")
+
+
+class RollbackWriter:
+    """The rollback's own CSV: one line per created row of the run, in row order at the end."""
+
+    def __init__(self, path: Path, redact: Redactor = Redactor()) -> None:
+        self._csv = _SortedCsv(path, list(ROLLBACK_COLUMNS))
+        self._redact = redact
+
+    def write(self, row: int, name: str, offer_id: str, at_id: str, outcome: str, status: int | None,
+              attempts: int, error: str) -> None:
+        self._csv.write(row, [str(row), name, offer_id, at_id, outcome, "" if status is None else str(status),
+                              str(attempts), self._redact(error)])
+
+    def close(self) -> None:
+        self._csv.close()
