@@ -126,7 +126,11 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         state.injected[str(status)] += 1
         state.statuses[status] += 1
         return error(status, "Server Error", "injected fault")
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except ConnectionResetError:  # the client went away mid-request (killed importer): nothing to answer
+        state.requests["client_gone"] += 1
+        return _drop(request)
     if create and response.status in (200, 201) and faults.drop_rate and rng.random() < faults.drop_rate:
         state.injected["commit_then_drop"] += 1
         return _drop(request)
