@@ -28,6 +28,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def fail(message: str, code: int) -> NoReturn:
+    for secret in _SECRETS:
+        message = message.replace(secret, "***")
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
@@ -162,15 +164,19 @@ def _validate(file: Path, api: str, sheet: str | None, delimiter: str | None, ma
 
 
 def auth_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Credentials: flags > BULKOFFERS_* environment > .env > config file (see credentials.py)."""
     for option in reversed([
-        click.option("--client-id", envvar="BULKOFFERS_CLIENT_ID", show_envvar=True, help="Adobe client id (API key)."),
-        click.option("--client-secret", envvar="BULKOFFERS_CLIENT_SECRET", show_envvar=True,
-                     help="Client secret for IMS OAuth server-to-server."),
-        click.option("--org-id", envvar="BULKOFFERS_ORG_ID", show_envvar=True, help="IMS organization id."),
-        click.option("--scopes", envvar="BULKOFFERS_SCOPES", show_envvar=True,
-                     help=f"Comma-separated IMS scopes [{','.join(DEFAULT_SCOPES)}]."),
-        click.option("--access-token", envvar="BULKOFFERS_ACCESS_TOKEN", show_envvar=True,
-                     help="A ready access token instead of client credentials."),
+        click.option("--client-id", help="Adobe client id, also sent as x-api-key [env BULKOFFERS_CLIENT_ID]."),
+        click.option("--client-secret", help="Client secret for IMS OAuth server-to-server "
+                                             "[env BULKOFFERS_CLIENT_SECRET]."),
+        click.option("--org-id", help="IMS organization id, ...@AdobeOrg [env BULKOFFERS_ORG_ID]."),
+        click.option("--scopes", help=f"Comma-separated IMS scopes [env BULKOFFERS_SCOPES; "
+                                      f"default {','.join(DEFAULT_SCOPES)}]."),
+        click.option("--access-token", help="A ready access token instead of client credentials "
+                                            "[env BULKOFFERS_ACCESS_TOKEN]."),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="bulkoffers.toml ([credentials] table) or the credential JSON downloaded from Adobe "
+                          "Developer Console [env BULKOFFERS_CONFIG; ./bulkoffers.toml if present]."),
     ]):
         fn = option(fn)
     return fn
@@ -185,6 +191,8 @@ def send_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Seconds one offer may spend in retries."),
         click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds one request may take."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        click.option("--verbose", "-v", is_flag=True,
+                     help="Log every request (method, URL, status, time) to stderr; secrets are redacted."),
     ]):
         fn = option(fn)
     return fn
@@ -201,13 +209,47 @@ def continue_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def make_credentials(opts: dict[str, Any], sandbox: str, org_id: str | None = None) -> Credentials:
-    scopes = opts.get("scopes")
-    scope_tuple = tuple(s.strip() for s in scopes.split(",") if s.strip()) if scopes else DEFAULT_SCOPES
-    creds = Credentials(opts.get("client_id"), opts.get("client_secret"), opts.get("org_id") or org_id, sandbox,
-                        scope_tuple, opts.get("access_token"))
+_SECRETS: list[str] = []  # every secret this process knows: redacted from anything it prints
+
+
+def make_credentials(opts: dict[str, Any], sandbox: str | None = None, org_id: str | None = None) -> Credentials:
+    """Resolves credentials from every source; `sandbox`/`org_id` are the run's when continuing one."""
+    import dataclasses
+    import os
+
+    from .credentials import resolve
+
+    flags = {k: opts.get(k) for k in ("client_id", "client_secret", "org_id", "scopes", "access_token")}
+    flags["sandbox"] = opts.get("sandbox")
+    resolved = resolve(flags, os.environ, Path.cwd(), opts.get("config_path"))
+    creds = resolved.credentials
+    if sandbox is not None:
+        creds = dataclasses.replace(creds, sandbox=sandbox)
+    if org_id is not None and not creds.org_id:
+        creds = dataclasses.replace(creds, org_id=org_id)
+    _SECRETS.extend(creds.secrets)
+    setup_logging(bool(opts.get("verbose")))
     creds.check()
     return creds
+
+
+def setup_logging(verbose: bool) -> None:
+    import logging
+
+    from .results import Redactor
+
+    class Redacting(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.msg, record.args = Redactor(_SECRETS)(record.getMessage()), ()
+            return True
+
+    logger = logging.getLogger("bulkoffers")
+    if verbose and not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler.addFilter(Redacting())
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
 
 
 def send_settings(opts: dict[str, Any]) -> dict[str, Any]:
@@ -244,8 +286,7 @@ def report(summary: Any) -> int:
               help="Failures CSV: original columns + source_row + error [next to FILE: NAME.<time>.failures.csv].")
 @click.option("--force", is_flag=True, help="Overwrite existing results/failures files.")
 @auth_options
-@click.option("--sandbox", envvar="BULKOFFERS_SANDBOX", show_envvar=True, default="prod", show_default=True,
-              help="Sandbox name.")
+@click.option("--sandbox", help="Sandbox name [env BULKOFFERS_SANDBOX; default prod].")
 @click.option("--base-url", default=PRODUCTION_BASE_URL, show_default=True, help="Platform API base URL.")
 @click.option("--ims-url", default=PRODUCTION_IMS_URL, show_default=True, help="IMS base URL.")
 def import_cmd(file: Path, **opts: Any) -> None:
@@ -290,12 +331,14 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
     if opts["emulator"]:
         from .emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, EmulatorServer
 
-        opts = {**opts, "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET,
-                "org_id": DEFAULT_ORG_ID, "access_token": None}
         server = EmulatorServer().start()
         base_url = ims_url = server.url
         click.echo(f"emulator: {server.url} (in-process; offers vanish when the run ends)", err=True)
-    creds = make_credentials(opts, opts["sandbox"])
+    if opts["emulator"]:  # the embedded defaults; nothing from the environment applies
+        creds = Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, opts["sandbox"] or "prod")
+        setup_logging(bool(opts.get("verbose")))
+    else:
+        creds = make_credentials(opts)
     cfg = ImportConfig(
         input=file, results=opts["results_path"] or default_output(file, "results"),
         failures=opts["failures_path"] or default_output(file, "failures"),
@@ -426,6 +469,49 @@ def _rollback(results: Path, yes: bool, out: Path | None, opts: dict[str, Any]) 
     click.echo(f"{summary.offers} offers: {summary.deleted} deleted, {summary.gone} already gone, "
                f"{summary.failed} failed; details: {out}", err=True)
     return EXIT_OK if summary.failed == 0 else EXIT_ROWS_FAILED
+
+
+@main.command("check-auth", context_settings=CONTEXT)
+@click.option("--api", type=click.Choice(["dps", "xcore"]), default="dps", show_default=True, help="API flavor.")
+@click.option("--container-id", metavar="ID", help="xcore container id [looked up for the sandbox].")
+@click.option("--sandbox", help="Sandbox name [env BULKOFFERS_SANDBOX; default prod].")
+@click.option("--base-url", default=PRODUCTION_BASE_URL, show_default=True, help="Platform API base URL.")
+@click.option("--ims-url", default=PRODUCTION_IMS_URL, show_default=True, help="IMS base URL.")
+@click.option("--verbose", "-v", is_flag=True, help="Log every request to stderr; secrets are redacted.")
+@auth_options
+def check_auth_cmd(**opts: Any) -> None:
+    """Test the credentials before a large run: get a token and list one page of fallback offers.
+
+    Shows where each credential value came from (flag, environment, .env, config file; secrets are
+    only said to be set). Exit code 0 when both work, 2 with the header or setting to fix otherwise."""
+
+    def run() -> int:
+        import os
+
+        from .credentials import resolve
+        from .whoami import check_auth
+
+        flags = {k: opts.get(k) for k in ("client_id", "client_secret", "org_id", "scopes", "access_token",
+                                          "sandbox")}
+        resolved = resolve(flags, os.environ, Path.cwd(), opts.get("config_path"))
+        for line in resolved.describe():
+            click.echo(f"  {line}")
+        creds = make_credentials(opts)
+        target = Target(api=opts["api"], base_url=opts["base_url"], ims_url=opts["ims_url"],
+                        container_id=opts["container_id"])
+        result = check_auth(target, creds)
+        click.echo(f"token: ok, from {result.token_source}")
+        if result.container_id:
+            click.echo(f"xcore container: {result.container_id}")
+        sample = ", ".join(repr(n) for n in result.names) or "none yet"
+        click.echo(f"sandbox {creds.sandbox!r} ({opts['api']} at {opts['base_url']}): {result.total} fallback "
+                   f"offers; first page: {sample}")
+        return EXIT_OK
+
+    run_guarded(run)
+
+
+main.add_command(check_auth_cmd, "whoami")
 
 
 @main.command("template", context_settings=CONTEXT)

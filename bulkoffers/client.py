@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,6 +25,7 @@ from .mapping import XCORE_ACCEPT, XCORE_CONTENT_TYPE, offer_name
 from .retry import Answer
 
 FALLBACK_SCHEMA = "https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.1"
+log = logging.getLogger("bulkoffers.http")
 XCORE_SEARCH_ACCEPT = '*,application/vnd.adobe.platform.xcore.hal+json; schema="https://ns.adobe.com/experience/xcore/hal/results"'
 
 
@@ -83,11 +85,14 @@ class OfferLibrary:
             async with self.session.post(url, data=form) as resp:
                 body = await _read_body(resp)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise FatalApiError(f"cannot reach IMS at {self.target.ims_url}: {type(exc).__name__}") from exc
+            raise FatalApiError(f"cannot reach IMS at {self.target.ims_url}: {type(exc).__name__}",
+                                hint="check --ims-url and the network") from exc
         if resp.status != 200 or not isinstance(body, dict) or "access_token" not in body:
             detail = body.get("error_description") or body.get("error") if isinstance(body, dict) else None
             raise FatalApiError(f"IMS refused the client credentials (HTTP {resp.status}: {detail or 'no details'})",
-                                status=resp.status)
+                                status=resp.status, hint="check the client id and secret; `bulkoffers check-auth` "
+                                                         "shows where each value came from")
+        log.debug("IMS token fetched for client %s, expires in %s s", client_id, body.get("expires_in"))
         return str(body["access_token"]), float(body.get("expires_in", 86399))
 
     def _headers(self, token: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -123,8 +128,11 @@ class OfferLibrary:
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError,
                     aiohttp.ServerConnectionError):
                 return Answer(None, transport="disconnected", elapsed=loop.time() - start)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s -> %s in %d ms", method, resp.url, answer.status, answer.elapsed * 1000)
             if answer.status != 401 or refreshed or not self.tokens.can_refresh:
                 return answer
+            log.debug("401: refreshing the access token once and sending again")
             token = await self.tokens.invalidate(token)
         return answer
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -96,6 +97,11 @@ class Target:
         for name, url in (("--base-url", self.base_url), ("--ims-url", self.ims_url)):
             if not url.startswith(("https://", "http://")):
                 raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+            host = urlsplit(url).hostname or ""
+            # Tokens and secrets travel in these requests: plain http only to this machine (the emulator).
+            if url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+                raise ConfigError(f"{name} {url} is plain http to another host; secrets would travel unencrypted",
+                                  hint="use https:// (TLS is always verified); plain http is for 127.0.0.1 only")
 
 
 @dataclass(frozen=True)

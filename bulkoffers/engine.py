@@ -30,7 +30,7 @@ from .ratelimit import RateLimiter
 from .reader import SourceRow, Table
 from .results import (NOT_ATTEMPTED, SOURCE_ROW, Journal, JournalState, PayloadWriter, Redactor, ResultsWriter,
                       RowResult, check_writable, journal_path)
-from .retry import Answer, Verdict, backoff, classify, excerpt, parse_retry_after
+from .retry import Answer, Verdict, auth_hint, backoff, classify, excerpt, parse_retry_after
 
 
 class Progress(Protocol):
@@ -383,7 +383,7 @@ class Importer:
                                    "http_status": answer.status, "error": ""}
             if verdict in (Verdict.FATAL, Verdict.REFRESH):
                 reason = excerpt(answer)
-                self.halt(f"the API refused the credentials: {reason}")
+                self.halt(f"the API refused the credentials: {reason} ({auth_hint(answer)})")
                 return "failed", {"attempts": attempts, "http_status": answer.status, "error": reason}
             if verdict is Verdict.ROW:
                 return "failed", {"attempts": attempts, "http_status": answer.status, "error": excerpt(answer)}

@@ -45,8 +45,8 @@ class RowError(BulkOffersError):
 class ApiError(BulkOffersError):
     """The API refused and a retry will not help."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint)
         self.status = status
 
 

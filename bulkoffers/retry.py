@@ -100,3 +100,19 @@ def excerpt(answer: Answer, limit: int = 300) -> str:
     text = text or "no details"
     reason = f"HTTP {answer.status}: {text}"
     return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
+
+def auth_hint(answer: Answer) -> str:
+    """Which header or setting to fix after a 401 that survived a refresh, or a 403."""
+    text = excerpt(answer, limit=1000).lower()
+    if answer.status == 401:
+        return "the access token is refused even after a refresh: check --client-id/--client-secret, " \
+               "or get a new --access-token"
+    if "api key" in text:
+        return "x-api-key: --client-id must be the client id of the OAuth server-to-server credential"
+    if "org" in text:
+        return "x-gw-ims-org-id: --org-id must be the organization (...@AdobeOrg) that owns the credential"
+    if "sandbox" in text:
+        return "x-sandbox-name: the credential's product profile has no access to this --sandbox"
+    return ("the credential lacks permission: give its Developer Console project the Experience Platform API "
+            "with a product profile that can manage offers in this sandbox, and check --scopes")

@@ -220,7 +220,9 @@ def test_403_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> 
     out = run_cli("import", str(source), *args, "--rate", "50", "--concurrency", "2",
                   "--results", str(tmp_path / "r.csv"))
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1].startswith("Error: the API refused the credentials: HTTP 403")
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: the API refused the credentials: HTTP 403")
+    assert "x-gw-ims-org-id: --org-id must be the organization" in last
     assert emulator.stats()["requests"]["create"] <= 2  # not one request per row
     rows = read_csv(tmp_path / "r.csv")
     assert len(rows) == 30 and sum(r["outcome"] == "skipped" for r in rows) >= 28
