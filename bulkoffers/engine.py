@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import signal
 import time
+import gc
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -233,6 +234,10 @@ class Importer:
             check_writable(journal_path(cfg.results), force=cfg.force)
         for w in loaded.warnings:
             self.progress.note(f"warning: {w}")
+        # pandas, pydantic and aiohttp leave ~10^5 long-lived objects; a full GC pass over them stalls the
+        # event loop for tens of ms, long enough to bunch requests. Freeze them out of the collector.
+        gc.collect()
+        gc.freeze()
         redact = Redactor(cfg.credentials.secrets)
         async with OfferLibrary(cfg.target, cfg.credentials, cfg.retry.timeout, cfg.workers) as lib:
             # Fail fast on credentials and container before any row is touched.
@@ -304,7 +309,7 @@ class Importer:
         items = prepare(ld.rows(), ld.cmap, ld.plan, ld.ctx)
         while not self.stop.is_set():
             try:
-                batch = await anyio.to_thread.run_sync(lambda: list(islice(items, 256)))
+                batch = await anyio.to_thread.run_sync(lambda: list(islice(items, 32)))
             except InputError as exc:
                 self.input_error = exc
                 self.halt(f"unreadable input: {exc}")

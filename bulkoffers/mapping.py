@@ -69,6 +69,15 @@ class ColumnMap:
         value = row.cells.get(header, "").strip() if header else ""
         return value or self.defaults.get(fname, "")
 
+    def values(self, row: SourceRow, fields: tuple[str, ...] = FIELDS) -> dict[str, str]:
+        """Several fields of a row at once (the hot path: one dict lookup per field)."""
+        cells, header_of, defaults = row.cells, self.header_of, self.defaults
+        out = {}
+        for f in fields:
+            h = header_of.get(f)
+            out[f] = (cells.get(h, "").strip() if h else "") or defaults.get(f, "")
+        return out
+
     def column(self, fname: str) -> str:
         """The column name to show the user for a field."""
         return self.header_of.get(fname, fname)
@@ -403,7 +412,8 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
     row may leave them empty but may not contradict them."""
     prepared = Prepared(key, rows)
     first = rows[0]
-    values = {f: cmap.get(first, f) for f in OFFER_FIELDS}
+    first_values = cmap.values(first, OFFER_FIELDS)
+    values = dict(first_values)
     values["status"] = values["status"] or ctx.default_status
     offer_fields: OfferFields | None = None
     try:
@@ -412,15 +422,15 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
         prepared.problems += _problems(exc, first.number, cmap)
     reps: dict[tuple[str, str], list[Component]] = {}
     for row in rows:
-        for f in OFFER_FIELDS:
-            value = cmap.get(row, f)
-            if row is not first and value and value != cmap.get(first, f):
-                prepared.problems.append(Problem(row.number, cmap.column(f),
-                                                 f"{value!r} differs from row {first.number}'s "
-                                                 f"{cmap.get(first, f)!r} for the same offer {key!r}; "
-                                                 "leave it empty or make them equal"))
+        if row is not first:
+            for f, value in cmap.values(row, OFFER_FIELDS).items():
+                if value and value != first_values[f]:
+                    prepared.problems.append(Problem(row.number, cmap.column(f),
+                                                     f"{value!r} differs from row {first.number}'s "
+                                                     f"{first_values[f]!r} for the same offer {key!r}; "
+                                                     "leave it empty or make them equal"))
         try:
-            rep = RepFields(api=ctx.api, **{f: cmap.get(row, f) for f in REP_FIELDS})
+            rep = RepFields(api=ctx.api, **cmap.values(row, REP_FIELDS))
         except ValidationError as exc:
             prepared.problems += _problems(exc, row.number, cmap)
             continue
@@ -538,20 +548,13 @@ class Plan:
     filled: frozenset[str] = frozenset()  # fields that hold a value in at least one row
 
 
-def _sorted_repeats(values: Iterable[int]) -> tuple[set[int], int]:
-    """(values that occur more than once, number of distinct values), by sorting: no big dict."""
-    ordered = sorted(values)
-    repeats = {v for prev, v in zip(ordered, ordered[1:]) if v == prev}
-    distinct = sum(1 for prev, v in zip(ordered, ordered[1:]) if v != prev) + (1 if ordered else 0)
-    return repeats, distinct
-
-
 def plan(rows: Iterable[SourceRow], cmap: ColumnMap) -> Plan:
-    """One pass over the file. Memory stays small: 8 bytes a row for key hashes (16 with offer keys),
-    and dicts only for keys that repeat."""
-    keys, names = array("q"), array("q")
+    """One pass over the file. Memory stays small: 8 bytes a row for key hashes (16 with offer keys and
+    8 for row numbers), counted with numpy's sort-based unique, and dicts only for keys that repeat."""
+    import numpy as np  # already loaded with pandas; C-speed unique without a dict per row
+
+    keys, names, numbers = array("q"), array("q"), array("q")
     placements: set[str] = set()
-    last_seen: array = array("q")
     by_key = "offer_key" in cmap.header_of
     filled: set[str] = set()
     watch = [f for f in FIELDS if f in cmap.header_of]
@@ -559,24 +562,30 @@ def plan(rows: Iterable[SourceRow], cmap: ColumnMap) -> Plan:
         if watch:
             filled.update(f for f in watch if cmap.get(row, f))
             watch = [f for f in watch if f not in filled]
-        kh = hash(cmap.key(row))
-        keys.append(kh)
-        last_seen.append(row.number)
+        keys.append(hash(cmap.key(row)))
+        numbers.append(row.number)
         if by_key:
             names.append(hash(cmap.get(row, "name")))
         if len(placements) <= MAX_PLACEMENTS:
             placements.add(cmap.get(row, "placement"))
-    multi, offers = _sorted_repeats(keys)
-    last_row = {kh: number for kh, number in zip(keys, last_seen) if kh in multi}
-    repeated: set[int] = set()
-    if by_key:
-        empty = hash("")
-        mask = (1 << 64) - 1
-        # distinct (key, name) pairs, then names that belong to more than one key
-        pairs = {(kh << 64) | (nh & mask) for kh, nh in zip(keys, names) if nh != empty}
-        name_of_pair = [p & mask for p in pairs]
-        repeated = {h - (1 << 64) if h >= 1 << 63 else h for h in _sorted_repeats(name_of_pair)[0]}
-    return Plan(last_row, frozenset(repeated), len(keys), offers, len(placements), frozenset(filled))
+    k = np.frombuffer(keys, dtype=np.int64) if keys else np.empty(0, dtype=np.int64)
+    uniq, counts = np.unique(k, return_counts=True)
+    multi = uniq[counts > 1]
+    last_row: dict[int, int] = {}
+    if multi.size:
+        nums = np.frombuffer(numbers, dtype=np.int64)
+        for idx in np.nonzero(np.isin(k, multi))[0].tolist():  # rows of multi-row offers only
+            last_row[int(k[idx])] = int(nums[idx])
+    repeated: frozenset[int] = frozenset()
+    if by_key and keys:
+        n = np.frombuffer(names, dtype=np.int64)
+        named = n != hash("")
+        pairs = np.empty(int(named.sum()), dtype=[("name", "i8"), ("key", "i8")])
+        pairs["name"], pairs["key"] = n[named], k[named]
+        pair_names = np.unique(pairs)["name"]  # one entry per distinct (name, key)
+        names_u, name_counts = np.unique(pair_names, return_counts=True)
+        repeated = frozenset(names_u[name_counts > 1].tolist())
+    return Plan(last_row, repeated, len(keys), int(uniq.size), len(placements), frozenset(filled))
 
 
 def group(rows: Iterable[SourceRow], cmap: ColumnMap, plan: Plan) -> Iterator[tuple[str, list[SourceRow]]]:

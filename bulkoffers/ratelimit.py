@@ -6,7 +6,9 @@ injectable so tests step a fake clock instead of sleeping.
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -32,6 +34,7 @@ class RateLimiter:
         self._streak = 0
         self._last_cut = -float("inf")
         self._last_start = -float("inf")
+        self._starts: deque[float] = deque()  # recent start times, for the sliding-window rule
         self._epoch = 0
 
     @property
@@ -44,9 +47,12 @@ class RateLimiter:
         return (1.0 + self.limit.safety) / self._rate
 
     async def acquire(self) -> float:
-        """Waits for the caller's slot and returns its time (pass it to `penalize` on a 429).
+        """Waits for the caller's slot and returns the time it starts (pass it to `penalize` on a 429).
 
-        A 429 while the caller waits voids its slot (it was booked at the old pace): it books again."""
+        Two rules: slots are booked `interval` apart (smooth pacing), and no more than `rate` starts
+        fall in any window of 1 s + safety, counted when they really happen. The second rule catches
+        what the first cannot: when the event loop stalls, several booked slots fall due at once, and
+        without it those late starts would crowd into the next second."""
         while True:
             epoch = self._epoch
             now = self._clock()
@@ -60,9 +66,25 @@ class RateLimiter:
                     if self._epoch == epoch and self._next == slot + self._interval:
                         self._next = slot
                     raise
-            if self._epoch == epoch:
-                self._last_start = slot
-                return slot
+                now = self._clock()
+            while (wait := self._window_wait(now)) > 0:
+                await self._sleep(wait)
+                now = self._clock()
+            if self._epoch == epoch:  # a 429 while we waited voids the booking: book again
+                self._starts.append(now)
+                self._last_start = now
+                return now
+
+    def _window_wait(self, now: float) -> float:
+        """Seconds until one more start fits in the sliding window (0 when it fits now)."""
+        window = 1.0 + self.limit.safety
+        starts = self._starts
+        while starts and starts[0] <= now - window:
+            starts.popleft()
+        cap = max(1, math.floor(self._rate + 1e-9))
+        if len(starts) < cap:
+            return 0.0
+        return starts[len(starts) - cap] + window - now
 
     def penalize(self, wait: float, sent_at: float | None = None) -> None:
         """A 429: nobody starts before `wait` seconds from now, and the pace drops. A request sent

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import pytest
 
@@ -74,6 +76,29 @@ def test_a_burst_of_429s_from_one_moment_cuts_the_rate_once() -> None:
     [later] = starts(limiter, clock, 1)  # sent after the cut: its 429 cuts again
     limiter.penalize(0.5, sent_at=later)
     assert limiter.rate == pytest.approx(7.5 * 0.75)
+
+
+def test_a_stalled_event_loop_does_not_crowd_the_next_second() -> None:
+    """Real clock: the loop blocks for 0.5 s while slots fall due; their late starts must not push any
+    1-second window over the rate."""
+    times: list[float] = []
+
+    async def go() -> None:
+        limiter = RateLimiter(RateLimit(rate=5, safety=0.02))
+
+        async def one() -> None:
+            times.append(await limiter.acquire())
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(12):
+                tg.start_soon(one)
+            await anyio.sleep(0.01)
+            time.sleep(0.5)  # the stall: blocks the whole event loop
+
+    anyio.run(go)
+    times.sort()
+    worst = max(sum(1 for t in times if s <= t < s + 1.0) for s in times)
+    assert len(times) == 12 and worst <= 5, [round(t - times[0], 3) for t in times]
 
 
 def test_min_rate_floor() -> None:

@@ -55,6 +55,8 @@ class State:
     create_times: deque[float] = field(default_factory=deque)  # create arrivals in the last second
     max_creates_1s: int = 0
     creates_seen: int = 0
+    first_create: float | None = None
+    last_create: float | None = None
     api_times: deque[float] = field(default_factory=deque)  # accepted API requests in the last second
 
     def set_faults(self, faults: Faults) -> None:
@@ -78,6 +80,8 @@ def _record_create(state: State, now: float) -> None:
     while times and times[0] <= now - 1.0:
         times.popleft()
     state.creates_seen += 1
+    state.first_create = state.first_create if state.first_create is not None else now
+    state.last_create = now
     state.max_creates_1s = max(state.max_creates_1s, len(times))
 
 
@@ -490,6 +494,9 @@ def stats(state: State) -> dict[str, Any]:
         "faults_injected": dict(state.injected),
         "creates_seen": state.creates_seen,
         "max_creates_per_second": state.max_creates_1s,
+        # seconds from the first create request to the last: (creates_seen - 1) / span is the achieved rate
+        "create_span_seconds": (state.last_create - state.first_create) if state.first_create is not None
+        and state.last_create is not None else 0.0,
         "faults": state.faults.as_dict(),
     }
 
@@ -517,6 +524,7 @@ async def admin_reset(request: web.Request) -> web.Response:
     state.create_times.clear()
     state.api_times.clear()
     state.max_creates_1s = state.creates_seen = 0
+    state.first_create = state.last_create = None
     return web.json_response({"reset": True})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from concurrent.futures import Future
 from types import TracebackType
@@ -108,6 +109,9 @@ async def serve_forever(config: EmulatorConfig, host: str, port: int, ready: Any
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    # Long-lived objects out of the collector: a full GC pass would stall answers and distort timings.
+    gc.collect()
+    gc.freeze()
     server = site._server
     bound = server.sockets[0].getsockname()[1] if server and server.sockets else port  # type: ignore[attr-defined]
     if ready is not None:
