@@ -116,9 +116,6 @@ def load(cfg: ImportConfig, renumber: bool = False) -> Loaded:
 
 def _row_results(prepared: Prepared, cmap: ColumnMap, outcome: str, **kw: Any) -> list[RowResult]:
     """One result per source row of an offer; each invalid row names its own problem."""
-    own: dict[int, str] = {}
-    for p in prepared.problems:
-        own.setdefault(p.row, f"{p.column}: {p.message}")
     out = []
     for row in prepared.rows:
         error = kw.get("error", "")
@@ -181,6 +178,7 @@ class Importer:
         self.loaded: Loaded | None = None
         self.input_error: InputError | None = None
         self._abort: anyio.CancelScope  # the second Ctrl-C cancels requests in flight
+        self._in_flight: set[int] = set()  # first row of each offer whose POST is on the wire
 
     # ---- bookkeeping ---------------------------------------------------------------------------------
 
@@ -210,7 +208,8 @@ class Importer:
         outcome, error = entry["outcome"], entry["error"]
         if outcome == "created" or (outcome == "skipped" and not error.startswith(NOT_ATTEMPTED)):
             return True
-        return outcome == "failed" and not self.redo_failed
+        # A failure whose answer was lost is unknown, not final: resume looks it up too.
+        return outcome == "failed" and not self.redo_failed and not entry.get("in_doubt")
 
     def halt(self, reason: str) -> None:
         if self.stopped is None:
@@ -340,10 +339,10 @@ class Importer:
                 try:
                     outcome, kw = await self._send_offer(lib, prepared)
                 except anyio.get_cancelled_exc_class():
-                    with anyio.CancelScope(shield=True):
+                    if prepared.rows[0].number in self._in_flight:  # otherwise the sweep records it
                         self.record(_row_results(prepared, cmap, "failed", error=(
-                            "aborted while the request was in flight: the offer may exist; run "
-                            "`bulkoffers import --skip-existing` or look it up before sending it again")))
+                            "aborted while the request was in flight: the offer may exist; "
+                            "`bulkoffers resume` or `retry` looks it up before sending it again")), in_doubt=True)
                     raise
                 kw["elapsed_ms"] = int((time.monotonic() - started) * 1000)
                 in_doubt = kw.pop("in_doubt", False)
@@ -371,15 +370,21 @@ class Importer:
                 if found is not None:
                     return "created", {"id": found.id, "at_id": found.at_id, "attempts": attempts,
                                        "http_status": None, "error": ""}
-            if attempts and self.stop.is_set():
+            if self.stop.is_set() and not attempts:
+                return "skipped", {"error": NOT_ATTEMPTED + (self.stopped or "stopped")}
+            if self.stop.is_set():
                 return "failed", {"attempts": attempts, "http_status": last.status if last else None,
                                   "in_doubt": in_doubt,
                                   "error": f"{excerpt(last) if last else 'stopped'}; stopped before the next retry"}
             sent_at = await self.limiter.acquire()
+            if self.stop.is_set():
+                continue  # stopped while waiting for the slot: decided above, nothing sent
             attempts += 1
             assert self.journal is not None
             self.journal.sending(rows, prepared.offer.name, attempts)  # before the POST: write-ahead
+            self._in_flight.add(rows[0])  # stays there if cancelled: the worker records it as in doubt
             last = answer = await lib.create(body)
+            self._in_flight.discard(rows[0])
             verdict = classify(answer)
             if verdict is Verdict.OK:
                 self.limiter.reward()

@@ -213,6 +213,28 @@ def test_ctrl_c_stops_cleanly_and_failures_finish_the_job(emulator: EmulatorServ
     assert stats["offers"] == 60 and stats["duplicate_names"] == {}
 
 
+def test_second_ctrl_c_aborts_requests_in_flight_and_says_so(tmp_path: Path) -> None:
+    with EmulatorServer(EmulatorConfig(faults=Faults(slow_rate=1.0, slow_seconds=20, scope="create"))) as emu:
+        source = write_offers(tmp_path / "o.csv", 40)
+        proc = subprocess.Popen([sys.executable, "-m", "bulkoffers", "import", str(source), *emulator_args(emu),
+                                 "--rate", "20", "--results", str(tmp_path / "r.csv")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=ROOT)
+        deadline = time.monotonic() + 30
+        while emu.stats()["creates_seen"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)  # well before the 20 s answers would come
+        in_flight = emu.stats()["creates_seen"]
+    assert proc.returncode == 130 and "aborting requests in flight" in err and "Traceback" not in err
+    rows = read_csv(tmp_path / "r.csv")
+    assert len(rows) == 40
+    aborted = [r for r in rows if r["outcome"] == "failed"]
+    assert len(aborted) == in_flight and all("the offer may exist" in r["error"] for r in aborted)
+    assert all(r["error"] == "not attempted: interrupted" for r in rows if r["outcome"] == "skipped")
+
+
 def test_403_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> None:
     source = write_offers(tmp_path / "o.csv", 30)
     args = emulator_args(emulator)

@@ -89,8 +89,18 @@ class EmulatorServer:
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
             return
-        if self._runner is not None:
-            self._call(self._runner.cleanup)
+        runner = self._runner
+
+        async def shutdown() -> None:
+            if runner is not None:
+                await runner.cleanup()
+            # Handlers still sleeping (slow answers, latency) end here, not as "destroyed but pending".
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        self._call(shutdown)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
