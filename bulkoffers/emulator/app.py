@@ -292,6 +292,17 @@ def _sort(docs: list[dict[str, Any]], order_by: str | None) -> list[dict[str, An
     return docs
 
 
+def _query(request: web.Request, sandbox: str, view: Callable[[StoredOffer], dict[str, Any]],
+           name_field: str) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+    """List/search: `property` filters, `orderBy`, then one page. An exact name filter goes to the
+    index; the rest are checked on the documents as the flavor shows them."""
+    filters = parse_filters(request.query.getall("property", []))
+    exact = next((v for neg, f, op, v in filters if f == name_field and op == "==" and not neg), None)
+    docs = [d for d in map(view, request.app[STATE].store.scan(sandbox, exact)) if _matches(d, filters)]
+    page, links = _page(request, _sort(docs, request.query.get("orderBy")))
+    return page, links, len(docs)
+
+
 def _guardrail(request: web.Request, sandbox: str) -> web.Response | None:
     cfg = request.app[STATE].config
     if request.app[STATE].store.count(sandbox) >= cfg.max_offers:
@@ -336,13 +347,8 @@ async def dps_create(request: web.Request, client_id: str, sandbox: str) -> web.
 async def dps_list(request: web.Request, client_id: str, sandbox: str) -> web.StreamResponse:
     state = request.app[STATE]
     _check_offer_type(request)
-    filters = parse_filters(request.query.getall("property", []))
-    # Exact name filters go to the index; the rest are checked on the documents.
-    exact = next((v for neg, f, op, v in filters if f == "name" and op == "==" and not neg), None)
-    docs = [d for d in (dps_view(o) for o in state.store.scan(sandbox, exact)) if _matches(d, filters)]
-    docs = _sort(docs, request.query.get("orderBy"))
-    page, links = _page(request, docs)
-    return web.json_response({"results": page, "count": len(page), "total": len(docs), "_links": links})
+    page, links, total = _query(request, sandbox, dps_view, "name")
+    return web.json_response({"results": page, "count": len(page), "total": total, "_links": links})
 
 
 def _dps_offer(request: web.Request, sandbox: str) -> StoredOffer | web.Response:
@@ -474,13 +480,9 @@ async def xcore_search(request: web.Request, client_id: str, sandbox: str) -> we
         return missing
     if request.query.get("schema") != FALLBACK_SCHEMA:
         raise BodyError(f"query parameter schema={FALLBACK_SCHEMA} is required")
-    filters = parse_filters(request.query.getall("property", []))
-    exact = next((v for neg, f, op, v in filters if f == "_instance.xdm:name" and op == "==" and not neg), None)
-    docs = [d for d in (xcore_view(o) for o in state.store.scan(sandbox, exact)) if _matches(d, filters)]
-    docs = _sort(docs, request.query.get("orderBy"))
-    page, links = _page(request, docs)
+    page, links, total = _query(request, sandbox, xcore_view, "_instance.xdm:name")
     return web.json_response({"containerId": container_id(sandbox), "_embedded": {"results": page},
-                              "count": len(page), "total": len(docs), "_links": links})
+                              "count": len(page), "total": total, "_links": links})
 
 
 # ---- admin -------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,9 +11,6 @@ XCORE_STATUSES = ("draft", "pending", "rejected", "approved", "archived")
 DPS_COMPONENT_TYPES = ("imagelink", "html", "text", "component-text", "json")
 _XCORE_PREFIX = "https://ns.adobe.com/experience/offer-management/content-component-"
 XCORE_COMPONENT_TYPES = tuple(_XCORE_PREFIX + t for t in ("imagelink", "html", "text", "json"))
-# Which content field each component type must carry.
-_DPS_CONTENT = {"imagelink": "deliveryURL", "html": "content", "text": "content", "component-text": "content",
-                "json": "content"}
 
 
 class BodyError(ValueError):
@@ -63,15 +61,73 @@ def content_bytes(components: list[dict[str, Any]], keys: tuple[str, ...]) -> in
     return sum(len(str(c.get(k, "")).encode()) for c in components for k in keys if c.get(k) is not None)
 
 
-def validate_dps(body: Any, max_content: int) -> tuple[str, str]:
-    """Returns (name, status) of a valid DPS fallback offer; raises BodyError otherwise."""
+@dataclass(frozen=True)
+class Shape:
+    """Where a flavor keeps each part of an offer, and which values it takes."""
+
+    name: str
+    status: str
+    statuses: tuple[str, ...]
+    representations: str
+    channel: str
+    placement: str
+    components: str
+    type: str
+    types: tuple[str, ...]
+    format: str
+    language: str
+    content_keys: tuple[str, ...]  # deliveryURL, linkURL, content: what counts against the guardrail
+
+    def content_field(self, ctype: str) -> str:
+        """The field a component of this type must carry."""
+        image = ctype.endswith("imagelink")
+        return self.content_keys[0] if image else self.content_keys[2]
+
+
+DPS = Shape("name", "status", DPS_STATUSES, "representations", "channel", "placement", "components", "type",
+            DPS_COMPONENT_TYPES, "format", "language", ("deliveryURL", "linkURL", "content"))
+XCORE = Shape("xdm:name", "xdm:status", XCORE_STATUSES, "xdm:representations", "xdm:channel", "xdm:placement",
+              "xdm:components", "@type", XCORE_COMPONENT_TYPES, "dc:format", "dc:language",
+              ("xdm:deliveryURL", "xdm:linkURL", "xdm:content"))
+
+
+def _validate(body: Any, shape: Shape, max_content: int) -> tuple[str, str]:
+    """The checks both flavors share: name, status, representations, components, content guardrail."""
     if not isinstance(body, dict):
         raise BodyError("body must be a JSON object")
-    name = _str(body, "name", "")
+    name = _str(body, shape.name, "")
+    status = _str(body, shape.status, "")
+    if status not in shape.statuses:
+        raise BodyError(f"{shape.status} '{status}' is not one of {', '.join(shape.statuses)}")
+    total = 0
+    for i, rep in enumerate(_list(body, shape.representations, "")):
+        where = f"{shape.representations}[{i}]."
+        if not isinstance(rep, dict):
+            raise BodyError(f"{shape.representations}[{i}] must be an object")
+        _str(rep, shape.channel, where)
+        _str(rep, shape.placement, where)
+        comps = _list(rep, shape.components, where)
+        for j, comp in enumerate(comps):
+            cw = f"{where}{shape.components}[{j}]."
+            if not isinstance(comp, dict):
+                raise BodyError(f"{cw[:-1]} must be an object")
+            ctype = _str(comp, shape.type, cw)
+            if ctype not in shape.types:
+                raise BodyError(f"{cw}{shape.type} '{ctype}' is not one of {', '.join(shape.types)}")
+            _str(comp, shape.format, cw)
+            _str(comp, shape.content_field(str(ctype)), cw)
+            _languages(comp, shape.language, cw)
+        total += content_bytes(comps, shape.content_keys)
+    if total > max_content:
+        raise BodyError(f"{shape.representations} content is {total} bytes; the guardrail is {max_content} bytes")
+    assert name is not None and status is not None
+    return name, status
+
+
+def validate_dps(body: Any, max_content: int) -> tuple[str, str]:
+    """Returns (name, status) of a valid DPS fallback offer; raises BodyError otherwise."""
+    name, status = _validate(body, DPS, max_content)
     _str(body, "description", "", required=False)
-    status = _str(body, "status", "")
-    if status not in DPS_STATUSES:
-        raise BodyError(f"status '{status}' is not one of {', '.join(DPS_STATUSES)}")
     sc = body.get("selectionConstraint")
     if sc is not None:
         if not isinstance(sc, dict):
@@ -88,60 +144,9 @@ def validate_dps(body: Any, max_content: int) -> tuple[str, str]:
     tags = body.get("tags")
     if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
         raise BodyError("tags must be an array of strings")
-    total = 0
-    for i, rep in enumerate(_list(body, "representations", "")):
-        where = f"representations[{i}]."
-        if not isinstance(rep, dict):
-            raise BodyError(f"representations[{i}] must be an object")
-        _str(rep, "channel", where)
-        _str(rep, "placement", where)
-        comps = _list(rep, "components", where)
-        for j, comp in enumerate(comps):
-            cw = f"{where}components[{j}]."
-            if not isinstance(comp, dict):
-                raise BodyError(f"{cw[:-1]} must be an object")
-            ctype = _str(comp, "type", cw)
-            if ctype not in DPS_COMPONENT_TYPES:
-                raise BodyError(f"{cw}type '{ctype}' is not one of {', '.join(DPS_COMPONENT_TYPES)}")
-            _str(comp, "format", cw)
-            _str(comp, _DPS_CONTENT[ctype], cw)
-            _languages(comp, "language", cw)
-        total += content_bytes(comps, ("deliveryURL", "linkURL", "content"))
-    if total > max_content:
-        raise BodyError(f"representations content is {total} bytes; the guardrail is {max_content} bytes")
-    assert name is not None and status is not None
     return name, status
 
 
 def validate_xcore(body: Any, max_content: int) -> tuple[str, str]:
     """Returns (name, status) of a valid xcore fallback-offer instance; raises BodyError otherwise."""
-    if not isinstance(body, dict):
-        raise BodyError("body must be a JSON object")
-    name = _str(body, "xdm:name", "")
-    status = _str(body, "xdm:status", "")
-    if status not in XCORE_STATUSES:
-        raise BodyError(f"xdm:status '{status}' is not one of {', '.join(XCORE_STATUSES)}")
-    total = 0
-    for i, rep in enumerate(_list(body, "xdm:representations", "")):
-        where = f"xdm:representations[{i}]."
-        if not isinstance(rep, dict):
-            raise BodyError(f"xdm:representations[{i}] must be an object")
-        _str(rep, "xdm:channel", where)
-        _str(rep, "xdm:placement", where)
-        comps = _list(rep, "xdm:components", where)
-        for j, comp in enumerate(comps):
-            cw = f"{where}xdm:components[{j}]."
-            if not isinstance(comp, dict):
-                raise BodyError(f"{cw[:-1]} must be an object")
-            ctype = _str(comp, "@type", cw)
-            if ctype not in XCORE_COMPONENT_TYPES:
-                raise BodyError(f"{cw}@type '{ctype}' is not a known content component type")
-            _str(comp, "dc:format", cw)
-            key = "xdm:deliveryURL" if ctype.endswith("imagelink") else "xdm:content"
-            _str(comp, key, cw)
-            _languages(comp, "dc:language", cw)
-        total += content_bytes(comps, ("xdm:deliveryURL", "xdm:linkURL", "xdm:content"))
-    if total > max_content:
-        raise BodyError(f"xdm:representations content is {total} bytes; the guardrail is {max_content} bytes")
-    assert name is not None and status is not None
-    return name, status
+    return _validate(body, XCORE, max_content)
