@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -147,7 +147,7 @@ class OfferLibrary:
         if answer.status != 200 or not isinstance(answer.body, dict):
             raise ConfigError(f"cannot look up the decisioning container (HTTP {answer.status})",
                               hint="pass --container-id")
-        items = next(iter(answer.body.get("_embedded", {}).values()), [])
+        items: list[Any] = next(iter(answer.body.get("_embedded", {}).values()), [])
         if not items:
             raise ConfigError(f"sandbox {self.creds.sandbox!r} has no decisioning container",
                               hint="check --sandbox, or pass --container-id")
@@ -173,7 +173,7 @@ class OfferLibrary:
         answer, found = await self._list_page(name=name, limit=50)
         return answer, found
 
-    async def list_all(self, page_size: int = 100) -> AsyncIterator[tuple[Answer, list[Found]]]:
+    async def list_all(self, page_size: int = 100) -> AsyncGenerator[tuple[Answer, list[Found]], None]:
         """Every fallback offer of the sandbox, page by page, following the next links."""
         answer, found = await self._list_page(limit=page_size)
         yield answer, found

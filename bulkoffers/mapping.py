@@ -125,27 +125,27 @@ def parse_when(text: str) -> tuple[datetime, bool]:
     """(aware datetime, date_only). Naive values are UTC. Slashed dates are US month/day unless the
     first number is over 12."""
     text = text.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        date_only = len(text) <= 10
-    except ValueError:
-        parsed = None
-        date_only = False
-        for dfmt in _DATE_FORMATS:
-            for tfmt in _TIME_FORMATS:
-                try:
-                    parsed = datetime.strptime(text, dfmt + tfmt)
-                except ValueError:
-                    continue
-                date_only = tfmt == ""
-                break
-            if parsed is not None:
-                break
-        if parsed is None:
-            raise ValueError(f"{text!r} is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)")
+    found = _parse_datetime(text)
+    if found is None:
+        raise ValueError(f"{text!r} is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)")
+    parsed, date_only = found
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed, date_only
+
+
+def _parse_datetime(text: str) -> tuple[datetime, bool] | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")), len(text) <= 10
+    except ValueError:
+        pass
+    for dfmt in _DATE_FORMATS:
+        for tfmt in _TIME_FORMATS:
+            try:
+                return datetime.strptime(text, dfmt + tfmt), tfmt == ""
+            except ValueError:
+                continue
+    return None
 
 
 def iso(dt: datetime) -> str:
@@ -417,7 +417,7 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
     values["status"] = values["status"] or ctx.default_status
     offer_fields: OfferFields | None = None
     try:
-        offer_fields = OfferFields(**values)
+        offer_fields = OfferFields.model_validate(values)
     except ValidationError as exc:
         prepared.problems += _problems(exc, first.number, cmap)
     reps: dict[tuple[str, str], list[Component]] = {}
@@ -430,7 +430,7 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
                                                      f"{first_values[f]!r} for the same offer {key!r}; "
                                                      "leave it empty or make them equal"))
         try:
-            rep = RepFields(api=ctx.api, **cmap.values(row, REP_FIELDS))
+            rep = RepFields.model_validate({"api": ctx.api, **cmap.values(row, REP_FIELDS)})
         except ValidationError as exc:
             prepared.problems += _problems(exc, row.number, cmap)
             continue

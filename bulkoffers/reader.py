@@ -143,7 +143,7 @@ class Table:
 
         sheet = self.options.sheet if self.options.sheet is not None else 0
         try:
-            return pd.read_excel(self.path, sheet_name=sheet, dtype=object, engine=self.engine,
+            return pd.read_excel(self.path, sheet_name=sheet, dtype=object, engine=self.engine,  # type: ignore[call-overload]
                                  keep_default_na=False, na_filter=False, **kwargs)
         except ValueError as exc:
             msg = str(exc)

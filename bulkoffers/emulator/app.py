@@ -315,7 +315,8 @@ def _guardrail(request: web.Request, sandbox: str) -> web.Response | None:
 
 
 def dps_view(o: StoredOffer) -> dict[str, Any]:
-    doc = dict(o.body) if o.flavor == "dps" else {"name": o.name, "status": o.status, "xcore": o.body}
+    doc: dict[str, Any] = dict(o.body) if o.flavor == "dps" else {"name": o.name, "status": o.status,
+                                                                  "xcore": o.body}
     doc.update(id=o.id, etag=o.etag, createdDate=o.created, lastModifiedDate=o.modified, createdBy=o.client_id,
                lastModifiedBy=o.client_id, createdByClientId=o.client_id, lastModifiedByClientId=o.client_id)
     return doc
