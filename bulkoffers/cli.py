@@ -105,15 +105,19 @@ def _read(sheet: str | None, delimiter: str | None) -> ReadOptions:
     return ReadOptions(sheet=parse_sheet(sheet), delimiter=delimiter)
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 def print_summary_line(summary: Any, dry: bool) -> None:
     counts = summary.counts
     if dry:
-        click.echo(f"{summary.rows} rows: {counts.get('valid', 0)} valid in {summary.offers} offers, "
+        click.echo(f"{plural(summary.rows, 'row')}: {counts.get('valid', 0)} valid in {plural(summary.offers, 'offer')}, "
                    f"{counts.get('invalid', 0)} invalid ({summary.elapsed:.1f} s)", err=True)
         return
     rate = summary.created / summary.elapsed if summary.elapsed else 0.0
     parts = [f"{counts.get(k, 0)} {k}" for k in ("created", "failed", "invalid", "skipped")]
-    click.echo(f"{summary.rows} rows: {', '.join(parts)} in {summary.elapsed:.1f} s ({rate:.1f} created/s)", err=True)
+    click.echo(f"{plural(summary.rows, 'row')}: {', '.join(parts)} in {summary.elapsed:.1f} s ({rate:.1f} created/s)", err=True)
     click.echo(f"results: {summary.results}", err=True)
     if summary.failures:
         click.echo(f"failures: {summary.failures} (fix and import it again)", err=True)
@@ -429,20 +433,21 @@ def retry_cmd(results: Path, fixed: Path | None, **opts: Any) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Rollback results CSV [RESULTS with .rollback.csv].")
+@click.option("--force", is_flag=True, help="Overwrite the rollback results CSV (e.g. after an interrupted rollback).")
 @click.option("--base-url", help="Platform API base URL [the run's].")
 @click.option("--ims-url", help="IMS base URL [the run's].")
 @send_options
 @auth_options
-def rollback_cmd(results: Path, yes: bool, out: Path | None, **opts: Any) -> None:
+def rollback_cmd(results: Path, yes: bool, out: Path | None, force: bool, **opts: Any) -> None:
     """Delete the offers that the run which wrote RESULTS created.
 
     Asks first unless --yes. Deletes go at --rate like an import; an offer already gone counts as
-    rolled back. Writes one line per created row to its own CSV (outcome deleted, gone or failed).
+    rolled back, so an interrupted rollback is simply run again (with --force for its report). Writes one line per created row to its own CSV (outcome deleted, gone or failed).
     Exit code 0 when every offer is gone, 1 otherwise."""
-    run_guarded(lambda: _rollback(results, yes, out, opts))
+    run_guarded(lambda: _rollback(results, yes, out, force, opts))
 
 
-def _rollback(results: Path, yes: bool, out: Path | None, opts: dict[str, Any]) -> int:
+def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dict[str, Any]) -> int:
     from .results import journal_path, load_journal
     from .undo import rollback
 
@@ -454,8 +459,8 @@ def _rollback(results: Path, yes: bool, out: Path | None, opts: dict[str, Any]) 
         click.echo(f"the run of {h['input']} created no offers: nothing to roll back", err=True)
         return EXIT_OK
     out = out or results.with_name(results.name.removesuffix(".csv") + ".rollback.csv")
-    if out.exists():
-        raise ConfigError(f"{out} already exists", hint="choose another --out")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it, or choose another --out")
     if not yes:
         if not sys.stdin.isatty():
             raise ConfigError("rollback deletes offers and needs confirmation", hint="pass --yes")

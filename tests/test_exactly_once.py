@@ -183,3 +183,51 @@ def test_rollback_deletes_what_the_run_created(tmp_path: Path, api: str) -> None
         assert names == set() and emu.stats()["sandboxes"]["prod"]["offers"] == 2  # the other run's stay
         again = run_cli("rollback", str(results), "--yes", "--out", str(tmp_path / "again.csv"), *emulator_args(emu))
         assert again.returncode == 0 and "0 deleted, 6 already gone" in again.stderr
+
+
+def _kill_when(proc: subprocess.Popen[str], ready: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready() and time.monotonic() < deadline and proc.poll() is None:  # type: ignore[operator]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_sigkill_during_retry_then_retry_again(tmp_path: Path) -> None:
+    n = 40
+    source = write_offers(tmp_path / "offers.csv", n)
+    results = tmp_path / "r.csv"
+    with EmulatorServer(EmulatorConfig(faults=Faults(error_rate=0.6, seed=9, scope="create"))) as emu:
+        common = [*emulator_args(emu), "--rate", "20", "--timeout", "2"]
+        first = run_cli("import", str(source), "--results", str(results), *common, "--retries", "1")
+        assert first.returncode == 1
+        failed = sum(r["outcome"] == "failed" for r in read_csv(results))
+        assert failed > 10
+        emu.set_faults(Faults(drop_rate=0.2, seed=3, scope="create"))
+        base = emu.stats()["creates_seen"]
+        proc = start("retry", str(results), *common, "--retries", "10")
+        _kill_when(proc, lambda: emu.stats()["creates_seen"] >= base + 5)
+        again = run_cli("retry", str(results), *common, "--retries", "10")
+        assert again.returncode == 0, again.stderr
+        assert_complete(emu, results, n)
+
+
+def test_sigkill_during_rollback_then_rollback_again(tmp_path: Path) -> None:
+    n = 30
+    source = write_offers(tmp_path / "offers.csv", n)
+    results = tmp_path / "r.csv"
+    with EmulatorServer(EmulatorConfig()) as emu:
+        assert run_cli("import", str(source), "--results", str(results), *emulator_args(emu),
+                       "--rate", "100").returncode == 0
+        keep = run_cli("import", str(write_offers(tmp_path / "keep.csv", 3, "keep")), "--results",
+                       str(tmp_path / "k.csv"), *emulator_args(emu), "--rate", "100")
+        assert keep.returncode == 0
+        proc = start("rollback", str(results), "--yes", *emulator_args(emu), "--rate", "10")
+        _kill_when(proc, lambda: emu.stats()["sandboxes"]["prod"]["offers"] <= n + 3 - 5)
+        left = emu.stats()["sandboxes"]["prod"]["offers"]
+        assert 3 < left < n + 3  # killed part way
+        again = run_cli("rollback", str(results), "--yes", "--force", *emulator_args(emu), "--rate", "100")
+        assert again.returncode == 0, again.stderr
+        assert f"{n} offers: {left - 3} deleted, {n + 3 - left} already gone, 0 failed" in again.stderr
+        offers = emu.stats()["sandboxes"]["prod"]["offers"]
+        assert offers == 3  # only the other run's offers remain

@@ -359,6 +359,6 @@ def test_template_round_trips(tmp_path: Path) -> None:
         made = run_cli("template", str(tmp_path / name))
         assert made.returncode == 0, made.stderr
         checked = run_cli("validate", str(tmp_path / name))
-        assert checked.returncode == 0 and "2 rows: 2 valid in 1 offers" in checked.stderr
+        assert checked.returncode == 0 and "2 rows: 2 valid in 1 offer," in checked.stderr
     again = run_cli("template", str(tmp_path / "t.csv"))
     assert again.returncode == 2 and "--force" in again.stderr
