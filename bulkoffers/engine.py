@@ -395,6 +395,11 @@ class Importer:
                 reason = excerpt(answer)
                 self.halt(f"the API refused the credentials: {reason} ({auth_hint(answer)})")
                 return "failed", {"attempts": attempts, "http_status": answer.status, "error": reason}
+            if verdict is Verdict.ROW and answer.status in (404, 405):
+                # No row makes the create endpoint vanish: the target itself is wrong; stop before every row fails.
+                where = "--container-id" if self.cfg.target.api == "xcore" else "--base-url"
+                self.halt(f"the create endpoint answered {excerpt(answer)}: check {where} and --sandbox")
+                return "failed", {"attempts": attempts, "http_status": answer.status, "error": excerpt(answer)}
             if verdict is Verdict.ROW:
                 return "failed", {"attempts": attempts, "http_status": answer.status, "error": excerpt(answer)}
             # RETRY

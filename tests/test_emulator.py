@@ -415,3 +415,43 @@ def test_sqlite_persistence_survives_restart(tmp_path: Any) -> None:
             return int(page["total"])
 
         assert run(emu, go) == 1
+
+
+def test_the_emulator_command_serves_with_fault_flags(tmp_path: Any) -> None:
+    import json as _json
+    import re
+    import subprocess
+    import sys
+    import urllib.request
+
+    from .conftest import ROOT, cli_env
+
+    db = tmp_path / "state.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "bulkoffers", "emulator", "--port", "0", "--db", str(db),
+                             "--rate-limit", "2", "--no-retry-after", "--seed", "1"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=cli_env(), cwd=ROOT)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", first)
+        assert match, first
+        url = match.group(0)
+        with urllib.request.urlopen(url + "/__emulator/stats", timeout=10) as resp:
+            stats = _json.loads(resp.read())
+        assert stats["faults"]["rate_limit"] == 2 and stats["faults"]["retry_after"] is False
+
+        async def go(api: Api) -> list[tuple[int, Any]]:
+            return [await api.create(dps_body(f"cli{i}")) for i in range(3)]
+
+        async def main() -> list[tuple[int, Any]]:
+            async with aiohttp.ClientSession() as s:
+                api = Api(s, url)
+                await api.login()
+                return await go(api)
+
+        answers = asyncio.run(main())
+        assert [a[0] for a in answers] == [201, 201, 429]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert db.exists() and db.stat().st_size > 0

@@ -250,6 +250,16 @@ def test_403_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> 
     assert len(rows) == 30 and sum(r["outcome"] == "skipped" for r in rows) >= 28
 
 
+def test_a_wrong_xcore_container_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> None:
+    out = run_cli("import", str(FIXTURES / "xcore.csv"), "--api", "xcore", "--container-id", "not-ours",
+                  *emulator_args(emulator), "--concurrency", "1", "--results", str(tmp_path / "r.csv"))
+    assert out.returncode == 2, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert "HTTP 404" in last and "check --container-id" in last
+    assert emulator.stats()["requests"]["create"] == 1
+    assert [r["outcome"] for r in read_csv(tmp_path / "r.csv")] == ["failed"] + ["skipped"] * 4
+
+
 def test_token_refresh_on_401_and_before_expiry(tmp_path: Path) -> None:
     with EmulatorServer(EmulatorConfig(token_ttl=1)) as emu:
         async def go() -> tuple[int, int]:
