@@ -102,7 +102,7 @@ class OfferLibrary:
         return headers
 
     async def _send(self, method: str, path: str, *, headers: dict[str, str] | None = None,
-                    body: Any = None, params: list[tuple[str, str]] | None = None) -> Answer:
+                    body: Any = None, params: list[tuple[str, str]] | None = None, data: bytes | None = None) -> Answer:
         base = self.target.base_url.rstrip("/")
         if path.startswith(("http://", "https://")):
             # A next link may be absolute; the token only ever goes to the configured host.
@@ -111,7 +111,8 @@ class OfferLibrary:
             url = path
         else:
             url = base + path
-        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+        if data is None and body is not None:
+            data = json.dumps(body, ensure_ascii=False).encode()
         token = await self.tokens.get()
         for refreshed in (False, True):
             loop = asyncio.get_running_loop()
@@ -154,12 +155,14 @@ class OfferLibrary:
         self.container_id = str(items[0]["instanceId"])
         return self.container_id
 
-    async def create(self, payload: dict[str, Any]) -> Answer:
+    async def create(self, payload: dict[str, Any], data: bytes | None = None) -> Answer:
+        """POST one offer. `data` is the payload's JSON when the caller encoded it already."""
         if self.target.api == "dps":
-            return await self._send("POST", "/data/core/dps/offers", params=[("offer-type", "fallback")],
-                                    body=payload, headers={"Content-Type": "application/json"})
+            # The query is part of the path: yarl need not build it again for every request.
+            return await self._send("POST", "/data/core/dps/offers?offer-type=fallback", body=payload, data=data,
+                                    headers={"Content-Type": "application/json"})
         return await self._send("POST", f"/data/core/xcore/{self.container_id}/instances", body=payload,
-                                headers={"Content-Type": XCORE_CONTENT_TYPE, "Accept": XCORE_ACCEPT})
+                                data=data, headers={"Content-Type": XCORE_CONTENT_TYPE, "Accept": XCORE_ACCEPT})
 
     async def delete(self, offer_id: str) -> Answer:
         if self.target.api == "dps":

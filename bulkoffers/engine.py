@@ -13,6 +13,7 @@ import signal
 import time
 import gc
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .client import Found, OfferLibrary, receipt_ids
-from .config import ImportConfig
+from .config import Api, ImportConfig
 from .errors import BulkOffersError, ConfigError, InputError
 from .mapping import ColumnMap, Context, Plan, Prepared, matches, payload, plan, prepare, resolve_columns
 from .ratelimit import RateLimiter
@@ -305,10 +306,10 @@ class Importer:
     async def _produce(self, send: Any) -> None:
         assert self.loaded is not None
         ld = self.loaded
-        items = prepare(ld.rows(), ld.cmap, ld.plan, ld.ctx)
+        items = with_payloads(prepare(ld.rows(), ld.cmap, ld.plan, ld.ctx), self.cfg.target.api)
         while not self.stop.is_set():
             try:
-                batch = await anyio.to_thread.run_sync(lambda: list(islice(items, 32)))
+                batch = await anyio.to_thread.run_sync(lambda: list(islice(items, 128)))
             except InputError as exc:
                 self.input_error = exc
                 self.halt(f"unreadable input: {exc}")
@@ -352,7 +353,7 @@ class Importer:
         """Send one offer with retries. Returns (outcome, result fields)."""
         assert prepared.offer is not None
         policy = self.cfg.retry
-        body = payload(prepared.offer, self.cfg.target.api)
+        body = prepared.body if prepared.body is not None else payload(prepared.offer, self.cfg.target.api)
         deadline = time.monotonic() + policy.deadline
         rows = [r.number for r in prepared.rows]
         # An earlier run may have sent it and lost the answer (or been killed): look before sending.
@@ -383,7 +384,7 @@ class Importer:
             assert self.journal is not None
             self.journal.sending(rows, prepared.offer.name, attempts)  # before the POST: write-ahead
             self._in_flight.add(rows[0])  # stays there if cancelled: the worker records it as in doubt
-            last = answer = await lib.create(body)
+            last = answer = await lib.create(body, prepared.data)
             self._in_flight.discard(rows[0])
             verdict = classify(answer)
             if verdict is Verdict.OK:
@@ -474,6 +475,16 @@ class Importer:
                                        error=reason, cells=row.cells)])
         except InputError:
             pass  # the unreadable tail was reported already; its rows cannot be listed
+
+
+def with_payloads(items: Iterator[Prepared], api: Api) -> Iterator[Prepared]:
+    """Builds and encodes each valid offer's payload where the items are made (the reader thread), so
+    the event loop only sends."""
+    for prepared in items:
+        if prepared.offer is not None:
+            prepared.body = payload(prepared.offer, api)
+            prepared.data = json.dumps(prepared.body, ensure_ascii=False).encode()
+        yield prepared
 
 
 def file_sha256(path: Path) -> str:

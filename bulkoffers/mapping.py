@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
@@ -42,6 +41,16 @@ MAX_OFFERS = 10_000  # Adobe guardrail: offers per sandbox
 MAX_PLACEMENTS = 1_000  # Adobe guardrail: placements per sandbox
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _MIME = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+_HTTP_URL = re.compile(r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$", re.I)
+_IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+                "webp": "image/webp", "svg": "image/svg+xml", "avif": "image/avif"}
+
+
+def image_format(url: str) -> str | None:
+    """MIME type from the URL's file extension (query and fragment ignored)."""
+    path = re.split(r"[?#]", url, maxsplit=1)[0]
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    return _IMAGE_TYPES.get(ext) or (mimetypes.guess_type(path)[0] if ext else None)
 
 
 def normalize(header: str) -> str:
@@ -276,8 +285,7 @@ class RepFields(BaseModel):
     def _url(cls, v: str) -> str | None:
         if not v:
             return None
-        parts = urlparse(v)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not _HTTP_URL.match(v):  # a regex: urlparse costs more than the rest of the row
             raise ValueError(f"{v!r} is not an http(s) URL")
         return v
 
@@ -321,7 +329,7 @@ class RepFields(BaseModel):
         else:
             fmt = DEFAULT_FORMATS.get(kind)
             if kind == "imagelink":
-                fmt = mimetypes.guess_type(urlparse(self.delivery_url or "").path)[0]
+                fmt = image_format(self.delivery_url or "")
                 if not fmt:
                     raise ValueError("format: cannot tell it from the URL; fill the format column (e.g. image/png)")
             object.__setattr__(self, "format", fmt)
@@ -381,6 +389,8 @@ class Prepared:
     rows: list[SourceRow]
     offer: Offer | None = None
     problems: list[Problem] = field(default_factory=list)
+    body: dict[str, Any] | None = None  # the payload, built off the event loop (engine)
+    data: bytes | None = None  # and its JSON bytes
 
     @property
     def name(self) -> str:

@@ -170,35 +170,42 @@ def journal_path(results: Path) -> Path:
 
 class Journal:
     """Write-ahead log beside the results: `send` before every POST, `done` after every row's outcome.
-    Each entry is one JSON line flushed to the OS at once, so `kill -9` at any instant loses at most
-    the line being written, which `load` ignores. Only ids and outcomes go in, never credentials."""
+    One JSON line per event. A `send` line is flushed to the OS before its POST goes out, taking every
+    earlier line with it; `done` lines wait for the next flush. So `kill -9` at any instant loses at
+    most some `done` lines of rows already sent, and those rows count as in doubt: resume looks them
+    up instead of sending them again. A torn last line is ignored by `load_journal`. Only ids, names
+    and outcomes go in, never credentials (error texts are redacted all the same)."""
 
     def __init__(self, path: Path, redact: Redactor = Redactor()) -> None:
         self.path = path
         self._redact = redact
         self._fh: IO[str] = path.open("a", encoding="utf-8")
 
-    def _write(self, entry: dict[str, Any]) -> None:
-        self._fh.write(self._redact(json.dumps(entry, ensure_ascii=False)) + "\n")
-        self._fh.flush()
+    def _write(self, entry: dict[str, Any], flush: bool) -> None:
+        self._fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        if flush:
+            self._fh.flush()
 
     def start(self, header: dict[str, Any]) -> None:
-        self._write({"type": "run", "version": JOURNAL_VERSION, **header})
+        self._write({"type": "run", "version": JOURNAL_VERSION, **header}, flush=True)
 
     def sending(self, rows: list[int], name: str, attempt: int) -> None:
-        self._write({"type": "send", "rows": rows, "name": name, "attempt": attempt})
+        self._write({"type": "send", "rows": rows, "name": name, "attempt": attempt}, flush=True)
 
     def done(self, result: RowResult, in_doubt: bool = False) -> None:
         entry: dict[str, Any] = {"type": "done", "row": result.row, "offer_key": result.offer_key,
                                  "name": result.name, "outcome": result.outcome, "id": result.id,
                                  "at_id": result.at_id, "http_status": result.http_status,
-                                 "attempts": result.attempts, "error": result.error,
+                                 "attempts": result.attempts, "error": self._redact(result.error),
                                  "elapsed_ms": result.elapsed_ms}
         if in_doubt:
             entry["in_doubt"] = True
         if result.needs_rerun:
             entry["cells"] = result.cells  # so retry and the failures file need no second read of the input
-        self._write(entry)
+        self._write(entry, flush=False)
+
+    def flush(self) -> None:
+        self._fh.flush()
 
     def close(self) -> None:
         self._fh.close()
