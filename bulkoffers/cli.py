@@ -117,7 +117,7 @@ def print_summary_line(summary: Any, dry: bool) -> None:
         return
     rate = summary.created / summary.elapsed if summary.elapsed else 0.0
     parts = [f"{counts.get(k, 0)} {k}" for k in ("created", "failed", "invalid", "skipped")]
-    click.echo(f"{plural(summary.rows, 'row')}: {', '.join(parts)} in {summary.elapsed:.1f} s ({rate:.1f} created/s)", err=True)
+    click.echo(f"{plural(summary.rows, 'row')}: {', '.join(parts)} in {summary.elapsed:.1f} s ({rate:.1f} rows created/s)", err=True)
     click.echo(f"results: {summary.results}", err=True)
     if summary.failures:
         click.echo(f"failures: {summary.failures} (fix and import it again)", err=True)
