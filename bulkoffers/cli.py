@@ -216,17 +216,22 @@ def continue_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 _SECRETS: list[str] = []  # every secret this process knows: redacted from anything it prints
 
 
-def make_credentials(opts: dict[str, Any], sandbox: str | None = None, org_id: str | None = None) -> Credentials:
-    """Resolves credentials from every source; `sandbox`/`org_id` are the run's when continuing one."""
-    import dataclasses
+def resolve_credentials(opts: dict[str, Any]) -> Any:
+    """Every credential source, flags first (see credentials.py); the Resolved also says where from."""
     import os
 
     from .credentials import resolve
 
-    flags = {k: opts.get(k) for k in ("client_id", "client_secret", "org_id", "scopes", "access_token")}
-    flags["sandbox"] = opts.get("sandbox")
-    resolved = resolve(flags, os.environ, Path.cwd(), opts.get("config_path"))
-    creds = resolved.credentials
+    flags = {k: opts.get(k) for k in ("client_id", "client_secret", "org_id", "scopes", "access_token", "sandbox")}
+    return resolve(flags, os.environ, Path.cwd(), opts.get("config_path"))
+
+
+def make_credentials(opts: dict[str, Any], sandbox: str | None = None, org_id: str | None = None,
+                     resolved: Any = None) -> Credentials:
+    """Checked credentials; `sandbox`/`org_id` are the run's when continuing one."""
+    import dataclasses
+
+    creds = (resolved or resolve_credentials(opts)).credentials
     if sandbox is not None:
         creds = dataclasses.replace(creds, sandbox=sandbox)
     if org_id is not None and not creds.org_id:
@@ -491,17 +496,13 @@ def check_auth_cmd(**opts: Any) -> None:
     only said to be set). Exit code 0 when both work, 2 with the header or setting to fix otherwise."""
 
     def run() -> int:
-        import os
 
-        from .credentials import resolve
         from .whoami import check_auth
 
-        flags = {k: opts.get(k) for k in ("client_id", "client_secret", "org_id", "scopes", "access_token",
-                                          "sandbox")}
-        resolved = resolve(flags, os.environ, Path.cwd(), opts.get("config_path"))
+        resolved = resolve_credentials(opts)
         for line in resolved.describe():
             click.echo(f"  {line}")
-        creds = make_credentials(opts)
+        creds = make_credentials(opts, resolved=resolved)
         target = Target(api=opts["api"], base_url=opts["base_url"], ims_url=opts["ims_url"],
                         container_id=opts["container_id"])
         result = check_auth(target, creds)

@@ -21,13 +21,12 @@ from itertools import islice
 from typing import Any, Protocol
 
 import anyio
-from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .client import Found, OfferLibrary, receipt_ids
 from .config import Api, ImportConfig
 from .errors import BulkOffersError, ConfigError, InputError
-from .mapping import ColumnMap, Context, Plan, Prepared, matches, payload, plan, prepare, resolve_columns
+from .mapping import MAX_PLACEMENTS, ColumnMap, Context, Plan, Prepared, matches, payload, plan, prepare, resolve_columns
 from .ratelimit import RateLimiter
 from .reader import SourceRow, Table
 from .results import (NOT_ATTEMPTED, SOURCE_ROW, Journal, JournalState, PayloadWriter, Redactor, ResultsWriter,
@@ -79,10 +78,14 @@ class Loaded:
     ctx: Context
     warnings: list[str]
     renumber: bool = False
+    input_sha256: str = ""
 
     def rows(self) -> Iterator[SourceRow]:
-        rows = self.table.rows()
-        return renumbered(rows, self.table.path) if self.renumber else rows
+        return rows_of(self.table, self.renumber)
+
+
+def rows_of(table: Table, renumber: bool) -> Iterator[SourceRow]:
+    return renumbered(table.rows(), table.path) if renumber else table.rows()
 
 
 def renumbered(rows: Iterator[SourceRow], path: Path) -> Iterator[SourceRow]:
@@ -104,14 +107,15 @@ def load(cfg: ImportConfig, renumber: bool = False) -> Loaded:
     if cmap.unknown:
         warnings.append(f"{cfg.input}: column(s) not used: {', '.join(repr(h) for h in cmap.unknown)} "
                         "(map them with --mapping if they hold offer data)")
-    the_plan = plan(renumbered(table.rows(), cfg.input) if renumber else table.rows(), cmap)
+    the_plan = plan(rows_of(table, renumber), cmap)
     if cfg.target.api == "xcore":
         for f in ("start_date", "end_date", "priority"):
             if f in the_plan.filled:
                 warnings.append(f"{cfg.input}: column {cmap.column(f)!r} is not part of the xcore fallback-offer "
                                 "schema and is not sent (use --api dps to send it)")
-    if the_plan.placements > 1000:
-        warnings.append(f"{cfg.input}: more than 1,000 distinct placements; Adobe's guardrail is 1,000 per sandbox")
+    if the_plan.placements > MAX_PLACEMENTS:
+        warnings.append(f"{cfg.input}: more than {MAX_PLACEMENTS:,} distinct placements; Adobe's guardrail is "
+                        f"{MAX_PLACEMENTS:,} per sandbox")
     return Loaded(table, cmap, the_plan, Context(cfg.target.api, cfg.default_status), warnings, renumber)
 
 
@@ -228,6 +232,8 @@ class Importer:
                 raise ConfigError(f"{out} is the input file; writing results there would destroy it",
                                   hint="choose another --results/--failures path")
         self.loaded = loaded = await anyio.to_thread.run_sync(load, cfg, self.renumber)
+        # Reading the whole input to hash it belongs off the event loop too.
+        loaded.input_sha256 = await anyio.to_thread.run_sync(file_sha256, cfg.input)
         # A continued run rewrites its own results from the journal; a new one never overwrites.
         check_writable(cfg.results, cfg.failures, force=cfg.force or self.prior is not None)
         if self.prior is None:
@@ -249,7 +255,8 @@ class Importer:
             if self.prior is None:
                 journal_path(cfg.results).unlink(missing_ok=True)  # --force: a new run, a new journal
             self.journal = Journal(journal_path(cfg.results), redact)
-            self.journal.start(run_header(cfg, lib.container_id, self.prior, self.redo_failed))
+            self.journal.start(run_header(cfg, lib.container_id, self.prior, self.redo_failed,
+                                          loaded.input_sha256, loaded.table.headers))
             headers = loaded.table.headers
             if self.prior is not None and self.prior.header.get("headers") and self.renumber:
                 headers = list(self.prior.header["headers"])
@@ -260,14 +267,15 @@ class Importer:
                             replayed=True)
             try:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._watch_signals, tg)
+                    tg.start_soon(self._watch_signals)
                     await self._pipeline(lib)
                     tg.cancel_scope.cancel()  # stops the signal watcher
             finally:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(self._sweep)
                     if self.prior is not None:  # rows of the earlier run this input did not include
-                        self.record([self.prior.result(r) for r in sorted(self.prior.done)], replayed=True)
+                        self.record([self.prior.result(r) for r in sorted(self.prior.done)
+                                     if not self.is_recorded(r)], replayed=True)
                     self.writer.close()
                     self.journal.close()
                     self.progress.close()
@@ -277,7 +285,7 @@ class Importer:
                        input_error=self.input_error, results=str(cfg.results), failures=str(cfg.failures)
                        if self.writer.failures_written else "")
 
-    async def _watch_signals(self, tg: TaskGroup) -> None:
+    async def _watch_signals(self) -> None:
         """First Ctrl-C: stop sending, let in-flight requests finish. Second: abort them."""
         try:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -495,13 +503,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run_header(cfg: ImportConfig, container_id: str | None, prior: JournalState | None,
-               redo_failed: bool) -> dict[str, Any]:
+def run_header(cfg: ImportConfig, container_id: str | None, prior: JournalState | None, redo_failed: bool,
+               input_sha256: str, headers: list[str]) -> dict[str, Any]:
     """What a later resume, retry or rollback needs to know about this run. No credentials."""
     header: dict[str, Any] = {
         "mode": "retry" if redo_failed else "resume" if prior else "import",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "input": str(cfg.input.resolve()), "input_sha256": file_sha256(cfg.input),
+        "input": str(cfg.input.resolve()), "input_sha256": input_sha256,
         "results": str(cfg.results.resolve()), "failures": str(cfg.failures.resolve()),
         "api": cfg.target.api, "base_url": cfg.target.base_url, "ims_url": cfg.target.ims_url,
         "container_id": container_id, "sandbox": cfg.credentials.sandbox, "org_id": cfg.credentials.org_id,
@@ -509,14 +517,14 @@ def run_header(cfg: ImportConfig, container_id: str | None, prior: JournalState 
         "mapping": {"columns": list(map(list, cfg.mapping.columns)), "defaults": list(map(list, cfg.mapping.defaults))},
     }
     if prior is None:
-        header["headers"] = Table(cfg.input, cfg.read).headers
+        header["headers"] = headers
     return header
 
 
 def check_input_unchanged(prior: JournalState, path: Path, force: bool) -> None:
     """A resume on a changed input could skip or double rows: refuse unless forced."""
     if not path.exists():
-        raise ConfigError(f"the run's input {path} is gone", hint="put it back, or pass the file with --input")
+        raise ConfigError(f"the run's input {path} is gone", hint="put it back where it was")
     if file_sha256(path) != prior.header.get("input_sha256") and not force:
         raise ConfigError(f"{path} changed since the run started (its SHA-256 differs)",
                           hint="restore the original, or pass --force if rows were only appended or fixed")
