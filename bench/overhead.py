@@ -15,7 +15,6 @@ compared (machines here are noisy: the best is the run least disturbed).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import textwrap
 from pathlib import Path

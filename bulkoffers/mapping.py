@@ -316,8 +316,8 @@ class RepFields(BaseModel):
             if not self.content:
                 raise ValueError(f"content: is empty; a {kind} component needs content")
             if self.delivery_url:
-                raise ValueError(f"delivery_url: only imagelink components have one; clear it or set "
-                                 f"component_type to imagelink")
+                raise ValueError("delivery_url: only imagelink components have one; clear it or set "
+                                 "component_type to imagelink")
             if kind == "json":
                 try:
                     json.loads(self.content)

@@ -277,7 +277,7 @@ def test_xcore_create_search_lookup_delete(emulator: EmulatorServer) -> None:
             assert r.status == 202
         status, _ = await api.get(f"{base}/instances/{receipt['instanceId']}")
         assert status == 404
-        status, _ = await api.get(f"/data/core/xcore/not-a-container/instances/x")
+        status, _ = await api.get("/data/core/xcore/not-a-container/instances/x")
         assert status == 404
 
     run(emulator, go)

@@ -3,7 +3,6 @@ Real subprocesses against the real emulator, with lost answers switched on."""
 
 from __future__ import annotations
 
-import csv
 import random
 import signal
 import subprocess

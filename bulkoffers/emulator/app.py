@@ -346,7 +346,6 @@ async def dps_create(request: web.Request, client_id: str, sandbox: str) -> web.
 
 @authorised
 async def dps_list(request: web.Request, client_id: str, sandbox: str) -> web.StreamResponse:
-    state = request.app[STATE]
     _check_offer_type(request)
     page, links, total = _query(request, sandbox, dps_view, "name")
     return web.json_response({"results": page, "count": len(page), "total": total, "_links": links})
@@ -476,7 +475,6 @@ async def xcore_delete(request: web.Request, client_id: str, sandbox: str) -> we
 
 @authorised
 async def xcore_search(request: web.Request, client_id: str, sandbox: str) -> web.StreamResponse:
-    state = request.app[STATE]
     if (missing := _container(request, sandbox)) is not None:
         return missing
     if request.query.get("schema") != FALLBACK_SCHEMA:
