@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -63,6 +64,11 @@ class EmulatorProcess:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the emulator process has used so far (from /proc, Linux)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def args(self) -> list[str]:
         return ["--base-url", self.url, "--ims-url", self.url, *CRED_ARGS]
 
@@ -82,3 +88,9 @@ def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True)
     return time.perf_counter() - start, out
+
+
+def children_cpu() -> float:
+    """User + system CPU of all waited-for child processes so far; subtract two readings for one run."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

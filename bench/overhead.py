@@ -19,7 +19,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from common import PY, EmulatorProcess, timed, write_offers
+from common import PY, EmulatorProcess, children_cpu, timed, write_offers
 
 BARE = textwrap.dedent('''
     import asyncio, json, sys, aiohttp
@@ -57,19 +57,26 @@ def main() -> None:
     assert out.returncode == 0, out.stderr
     (work / "bare.py").write_text(BARE)
     bare_times, ours_times, bare_spans, ours_spans = [], [], [], []
+    cpu: dict[str, list[float]] = {"bare": [], "ours": [], "emulator (bare)": [], "emulator (ours)": []}
     with EmulatorProcess("--max-offers", str(args.rows * 3)) as emu:
         cred = emu.args()[4:]
         for i in range(args.repeat):
             emu.reset()
+            mine, theirs = children_cpu(), emu.cpu_seconds()
             wall, out = timed([PY, str(work / "bare.py"), emu.url, cred[1], cred[3], cred[5], str(payloads),
                                str(args.concurrency)])
             assert out.returncode == 0, out.stderr
+            cpu["bare"].append(children_cpu() - mine)
+            cpu["emulator (bare)"].append(emu.cpu_seconds() - theirs)
             bare_times.append(wall)
             bare_spans.append(emu.stats()["create_span_seconds"])
             emu.reset()
+            mine, theirs = children_cpu(), emu.cpu_seconds()
             wall, out = timed([PY, "-m", "bulkoffers", "import", str(source), *emu.args(), "--rate", "1000000",
                                "--concurrency", str(args.concurrency), "--results", str(work / f"r{i}.csv"), "-q"])
             assert out.returncode == 0, out.stderr
+            cpu["ours"].append(children_cpu() - mine)
+            cpu["emulator (ours)"].append(emu.cpu_seconds() - theirs)
             stats = emu.stats()
             assert stats["sandboxes"]["prod"]["offers"] == args.rows
             ours_times.append(wall)
@@ -81,6 +88,8 @@ def main() -> None:
     print(f"bare aiohttp loop (pre-built payloads): {bare_wall:.2f} s, {bare:.0f} rows/s")
     print(f"bulkoffers import (whole pipeline):     {ours_wall:.2f} s, {ours:.0f} rows/s")
     print(f"ratio bulkoffers / bare, whole programs: {ours / bare:.2f} (target >= 0.8)")
+    for side, seconds in cpu.items():
+        print(f"CPU {side}: {min(seconds) / args.rows * 1e6:.0f} µs per row (best run; start-up included)")
     span_ratio = min(bare_spans) / min(ours_spans)
     print(f"while sending (first to last create at the emulator, best of each): bare {min(bare_spans):.2f} s, "
           f"ours {min(ours_spans):.2f} s; ratio {span_ratio:.2f}")

@@ -35,19 +35,25 @@ async def no_token(self: Any) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=5, help="runs in this process; the best is reported")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bulkoffers-pure-"))
     source = write_offers(work / "offers.csv", args.rows)
     client.OfferLibrary.create = instant_create  # type: ignore[method-assign]
     auth.TokenSource.get = no_token  # type: ignore[method-assign]
-    cfg = ImportConfig(input=source, results=work / "r.csv", failures=work / "f.csv",
-                       credentials=Credentials("id", "secret", "org"), rate=RateLimit(1e6), concurrency=16)
-    cpu, wall = time.process_time(), time.perf_counter()
-    summary = engine.import_file(cfg)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    assert summary.created == args.rows
-    print(f"{args.rows} rows, no network: wall {wall:.2f} s, CPU {cpu:.2f} s = {cpu / args.rows * 1e6:.0f} µs per row "
-          "(reading, validating, building, pacing, journal, results; imports done before timing)")
+    runs = []
+    for i in range(args.repeat):
+        cfg = ImportConfig(input=source, results=work / f"r{i}.csv", failures=work / f"f{i}.csv",
+                           credentials=Credentials("id", "secret", "org"), rate=RateLimit(1e6), concurrency=16)
+        cpu, wall = time.process_time(), time.perf_counter()
+        summary = engine.import_file(cfg)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        assert summary.created == args.rows, summary.counts
+        runs.append((cpu, wall))
+    cpu, wall = min(runs)
+    print(f"{args.rows} rows, no network, best of {args.repeat}: wall {wall:.2f} s, CPU {cpu:.2f} s = "
+          f"{cpu / args.rows * 1e6:.0f} µs per row (reading, validating, building, pacing, journal, results; "
+          f"imports done before timing); all runs {', '.join(f'{c / args.rows * 1e6:.0f}' for c, _ in runs)} µs")
 
 
 if __name__ == "__main__":

@@ -225,10 +225,14 @@ def _next_href(body: Any) -> str | None:
 
 
 async def _read_body(resp: aiohttp.ClientResponse) -> Any:
-    text = await resp.text(errors="replace")
-    if not text:
+    raw = await resp.read()  # bytes straight to json: resp.text() would sniff the charset first
+    if not raw:
         return None
     try:
-        return json.loads(text)
+        return json.loads(raw)
     except ValueError:
-        return text[:2000]
+        pass
+    try:
+        return raw[:8000].decode(resp.charset or "utf-8", errors="replace")[:2000]
+    except LookupError:  # a charset Python does not know
+        return raw[:8000].decode("utf-8", errors="replace")[:2000]

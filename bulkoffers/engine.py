@@ -14,6 +14,7 @@ import time
 import gc
 import hashlib
 import json
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ from itertools import islice
 from typing import Any, Protocol
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .client import Found, OfferLibrary, receipt_ids
 from .config import Api, ImportConfig
@@ -241,8 +241,8 @@ class Importer:
         for w in loaded.warnings:
             self.progress.note(f"warning: {w}")
         # pandas, pydantic and aiohttp leave ~10^5 long-lived objects; a full GC pass over them stalls the
-        # event loop for tens of ms, long enough to bunch requests. Freeze them out of the collector.
-        gc.collect()
+        # event loop for tens of ms, long enough to bunch requests. Freeze them out of the collector
+        # (without a gc.collect() first: it took 50 ms and found next to nothing).
         gc.freeze()
         redact = Redactor(cfg.credentials.secrets)
         async with OfferLibrary(cfg.target, cfg.credentials, cfg.retry.timeout, cfg.workers) as lib:
@@ -268,6 +268,7 @@ class Importer:
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._watch_signals)
+                    tg.start_soon(self._flush_now_and_then)
                     await self._pipeline(lib)
                     tg.cancel_scope.cancel()  # stops the signal watcher
             finally:
@@ -302,28 +303,30 @@ class Importer:
 
     async def _pipeline(self, lib: OfferLibrary) -> None:
         workers = self.cfg.workers
-        send, receive = anyio.create_memory_object_stream[Prepared](workers * 2)
+        feed = Feed(room_below=max(BATCH, 2 * workers))
         with self._abort:
             async with anyio.create_task_group() as tg:
                 for _ in range(workers):
-                    tg.start_soon(self._worker, lib, receive.clone())
-                receive.close()
-                async with send:
-                    await self._produce(send)
+                    tg.start_soon(self._worker, lib, feed)
+                try:
+                    await self._produce(feed)
+                finally:
+                    feed.close()
 
-    async def _produce(self, send: Any) -> None:
+    async def _produce(self, feed: Feed) -> None:
         assert self.loaded is not None
         ld = self.loaded
         items = with_payloads(prepare(ld.rows(), ld.cmap, ld.plan, ld.ctx), self.cfg.target.api)
         while not self.stop.is_set():
             try:
-                batch = await anyio.to_thread.run_sync(lambda: list(islice(items, 128)))
+                batch = await anyio.to_thread.run_sync(lambda: list(islice(items, BATCH)))
             except InputError as exc:
                 self.input_error = exc
                 self.halt(f"unreadable input: {exc}")
                 return
             if not batch:
                 return
+            ready = []
             for prepared in batch:
                 if all(self.is_recorded(r.number) for r in prepared.rows):
                     continue  # settled by the earlier run and replayed
@@ -332,30 +335,41 @@ class Importer:
                 elif (found := self.existing.get(prepared.offer.name)) is not None:
                     self.record(_row_results(prepared, ld.cmap, "skipped", id=found.id, at_id=found.at_id,
                                              error="exists already (--skip-existing): not sent"))
-                elif self.stop.is_set():
-                    return  # the sweep records the rest as not attempted
                 else:
-                    await send.send(prepared)
+                    ready.append(prepared)
+            if self.stop.is_set():
+                return  # the sweep records the rest as not attempted
+            if ready:
+                assert self.journal is not None
+                # Write-ahead for the whole batch: any of them may be on the wire before the next flush.
+                self.journal.sending([r.number for p in ready for r in p.rows], attempt=1)
+                await feed.put(ready)
 
-    async def _worker(self, lib: OfferLibrary, receive: MemoryObjectReceiveStream[Prepared]) -> None:
+    async def _flush_now_and_then(self) -> None:
+        """Results reach the disk while rows finish; this also covers the quiet spells (long retries)."""
+        assert self.writer is not None
+        while True:
+            await anyio.sleep(1.0)
+            self.writer.flush()
+
+    async def _worker(self, lib: OfferLibrary, feed: Feed) -> None:
         assert self.loaded is not None
         cmap = self.loaded.cmap
-        async with receive:
-            async for prepared in receive:
-                if self.stop.is_set():
-                    continue  # drained; the sweep records these
-                started = time.monotonic()
-                try:
-                    outcome, kw = await self._send_offer(lib, prepared)
-                except anyio.get_cancelled_exc_class():
-                    if prepared.rows[0].number in self._in_flight:  # otherwise the sweep records it
-                        self.record(_row_results(prepared, cmap, "failed", error=(
-                            "aborted while the request was in flight: the offer may exist; "
-                            "`bulkoffers resume` or `retry` looks it up before sending it again")), in_doubt=True)
-                    raise
-                kw["elapsed_ms"] = int((time.monotonic() - started) * 1000)
-                in_doubt = kw.pop("in_doubt", False)
-                self.record(_row_results(prepared, cmap, outcome, **kw), in_doubt=in_doubt)
+        while (prepared := await feed.get()) is not None:
+            if self.stop.is_set():
+                continue  # drained; the sweep records these
+            started = time.monotonic()
+            try:
+                outcome, kw = await self._send_offer(lib, prepared)
+            except anyio.get_cancelled_exc_class():
+                if prepared.rows[0].number in self._in_flight:  # otherwise the sweep records it
+                    self.record(_row_results(prepared, cmap, "failed", error=(
+                        "aborted while the request was in flight: the offer may exist; "
+                        "`bulkoffers resume` or `retry` looks it up before sending it again")), in_doubt=True)
+                raise
+            kw["elapsed_ms"] = int((time.monotonic() - started) * 1000)
+            in_doubt = kw.pop("in_doubt", False)
+            self.record(_row_results(prepared, cmap, outcome, **kw), in_doubt=in_doubt)
 
     async def _send_offer(self, lib: OfferLibrary, prepared: Prepared) -> tuple[str, dict[str, Any]]:
         """Send one offer with retries. Returns (outcome, result fields)."""
@@ -389,8 +403,9 @@ class Importer:
             if self.stop.is_set():
                 continue  # stopped while waiting for the slot: decided above, nothing sent
             attempts += 1
-            assert self.journal is not None
-            self.journal.sending(rows, prepared.offer.name, attempts)  # before the POST: write-ahead
+            if attempts > 1:  # the first attempt was announced with its batch (_produce)
+                assert self.journal is not None
+                self.journal.sending(rows, attempts, prepared.offer.name)  # before the POST: write-ahead
             self._in_flight.add(rows[0])  # stays there if cancelled: the worker records it as in doubt
             last = answer = await lib.create(body, prepared.data)
             self._in_flight.discard(rows[0])
@@ -485,13 +500,59 @@ class Importer:
             pass  # the unreadable tail was reported already; its rows cannot be listed
 
 
+BATCH = 128  # offers per hand-over from the reader thread to the event loop
+
+
+class Feed:
+    """Hands prepared offers from the producer to the workers: a deque filled a batch at a time and
+    two events. (An anyio memory stream costs a send, a receive and their checkpoints per offer,
+    which showed in profiles; workers here pop without awaiting while offers are there.)"""
+
+    def __init__(self, room_below: int) -> None:
+        self._items: deque[Prepared] = deque()
+        self._room_below = room_below
+        self._more = anyio.Event()  # set when offers arrive or the feed closes
+        self._room = anyio.Event()  # set when the workers have taken the feed below room_below
+        self._closed = False
+
+    async def put(self, items: list[Prepared]) -> None:
+        """Adds a batch; returns once the workers have left room for the next one."""
+        self._items.extend(items)
+        self._more.set()
+        while len(self._items) >= self._room_below:
+            if self._room.is_set():
+                self._room = anyio.Event()
+            await self._room.wait()
+
+    def close(self) -> None:
+        """No more offers: workers finish what is queued, then get None."""
+        self._closed = True
+        self._more.set()
+
+    async def get(self) -> Prepared | None:
+        while True:
+            if self._items:
+                if len(self._items) <= self._room_below:
+                    self._room.set()
+                return self._items.popleft()
+            if self._closed:
+                return None
+            if self._more.is_set():  # an old signal: every queued offer is taken
+                self._more = anyio.Event()
+            await self._more.wait()
+
+
+# One encoder for every payload: json.dumps with options builds a new encoder per call.
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def with_payloads(items: Iterator[Prepared], api: Api) -> Iterator[Prepared]:
     """Builds and encodes each valid offer's payload where the items are made (the reader thread), so
     the event loop only sends."""
     for prepared in items:
         if prepared.offer is not None:
             prepared.body = payload(prepared.offer, api)
-            prepared.data = json.dumps(prepared.body, ensure_ascii=False).encode()
+            prepared.data = _to_json(prepared.body).encode()
         yield prepared
 
 

@@ -13,6 +13,7 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
@@ -130,6 +131,7 @@ _DATE_FORMATS = ("%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y", "%d/%m/%Y", "%Y%m%d", "%d-%
 _TIME_FORMATS = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
 
 
+@lru_cache(maxsize=4096)  # a sheet's dates repeat row after row; datetimes are immutable
 def parse_when(text: str) -> tuple[datetime, bool]:
     """(aware datetime, date_only). Naive values are UTC. Slashed dates are US month/day unless the
     first number is over 12."""
@@ -157,6 +159,7 @@ def _parse_datetime(text: str) -> tuple[datetime, bool] | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def iso(dt: datetime) -> str:
     """The form Adobe's examples use: 2022-06-10T00:30:00.000+00:00."""
     return dt.isoformat(timespec="milliseconds")
