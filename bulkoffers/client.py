@@ -7,7 +7,6 @@ retries are the engine's job. A 401 is answered here by one token refresh and on
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urljoin
 
 import aiohttp
+import orjson
 
 from . import __version__
 from .auth import TokenSource
@@ -112,7 +112,7 @@ class OfferLibrary:
         else:
             url = base + path
         if data is None and body is not None:
-            data = json.dumps(body, ensure_ascii=False).encode()
+            data = orjson.dumps(body)
         token = await self.tokens.get()
         for refreshed in (False, True):
             loop = asyncio.get_running_loop()
@@ -229,7 +229,7 @@ async def _read_body(resp: aiohttp.ClientResponse) -> Any:
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        return orjson.loads(raw)
     except ValueError:
         pass
     try:

@@ -91,6 +91,7 @@ class Table:
 
     def __init__(self, path: Path, options: ReadOptions = ReadOptions()) -> None:
         self.path, self.options = path, options
+        self._sheet: Any = None  # an Excel sheet, once read
         suffix = path.suffix.lower()
         if not path.exists():
             raise InputError(f"{path}: no such file")
@@ -155,15 +156,16 @@ class Table:
             raise InputError(f"{self.path}: cannot read spreadsheet: {type(exc).__name__}: {exc}",
                              hint="is it really a spreadsheet of that type? Save it again or export it as CSV") from exc
 
-    def rows(self) -> Iterator[SourceRow]:
+    def rows(self, chunk_rows: int | None = None) -> Iterator[SourceRow]:
         """Yields non-blank rows with their spreadsheet row numbers. Blank rows keep their number but
-        are skipped."""
+        are skipped. CSVs are parsed `chunk_rows` at a time (default: the read options'); an Excel
+        sheet is read whole once and kept for the next pass (its reader cannot stream)."""
         headers = self.headers
         number = 1
         if self.kind == "csv":
             import pandas as pd
 
-            reader = self._csv_reader(chunksize=self.options.chunk_rows)
+            reader = self._csv_reader(chunksize=chunk_rows or self.options.chunk_rows)
             try:
                 for chunk in reader:
                     # A plain list of lists iterates far faster than pandas' own row accessors.
@@ -184,8 +186,9 @@ class Table:
             finally:
                 reader.close()
             return
-        frame = self._excel_frame()
-        for values in frame.itertuples(index=False, name=None):
+        if self._sheet is None:
+            self._sheet = self._excel_frame()
+        for values in self._sheet.itertuples(index=False, name=None):
             number += 1
             texts = [excel_text(v) for v in values]
             if any(t.strip() for t in texts):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import orjson
+
 from .errors import ConfigError
 
 Outcome = Literal["created", "failed", "invalid", "skipped"]
@@ -200,8 +202,6 @@ class PayloadWriter:
 # ---- the journal ------------------------------------------------------------------------------------
 
 JOURNAL_VERSION = 1
-# One encoder for every line: json.dumps with options builds a new encoder per call.
-_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def journal_path(results: Path) -> Path:
@@ -219,10 +219,10 @@ class Journal:
     def __init__(self, path: Path, redact: Redactor = Redactor()) -> None:
         self.path = path
         self._redact = redact
-        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self._fh: IO[bytes] = path.open("ab")  # orjson writes UTF-8 bytes
 
     def _write(self, entry: dict[str, Any], flush: bool) -> None:
-        self._fh.write(_to_json(entry) + "\n")
+        self._fh.write(orjson.dumps(entry) + b"\n")
         if flush:
             self._fh.flush()
 
@@ -285,10 +285,10 @@ def load_journal(path: Path) -> JournalState:
     header: dict[str, Any] | None = None
     done: dict[int, dict[str, Any]] = {}
     sent: set[int] = set()
-    with path.open(encoding="utf-8") as fh:
+    with path.open("rb") as fh:
         for line in fh:
             try:
-                entry = json.loads(line)
+                entry = orjson.loads(line)
             except ValueError:
                 continue  # the line a kill interrupted
             kind = entry.get("type")
