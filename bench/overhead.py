@@ -9,12 +9,16 @@ It also prints the ratio while sending only (the emulator's first-to-last create
 out start-up: importing pandas and pass 1 over the file happen before the first request.
 
 Each side runs --repeat times, interleaved, against a freshly reset emulator; the best time of each is
-compared (machines here are noisy: the best is the run least disturbed).
+compared (machines here are noisy: the best is the run least disturbed), and the median of the ratios
+of back-to-back pairs is printed too. CPU seconds per row of each process (ours, bare, the emulator
+serving each) show where the time goes: the emulator is the bottleneck when its CPU per row is the
+larger one.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import textwrap
 from pathlib import Path
@@ -88,6 +92,8 @@ def main() -> None:
     print(f"bare aiohttp loop (pre-built payloads): {bare_wall:.2f} s, {bare:.0f} rows/s")
     print(f"bulkoffers import (whole pipeline):     {ours_wall:.2f} s, {ours:.0f} rows/s")
     print(f"ratio bulkoffers / bare, whole programs: {ours / bare:.2f} (target >= 0.8)")
+    pairs = sorted(b / o for b, o in zip(bare_times, ours_times))
+    print(f"per back-to-back pair: {', '.join(f'{r:.2f}' for r in pairs)}; median {statistics.median(pairs):.2f}")
     for side, seconds in cpu.items():
         print(f"CPU {side}: {min(seconds) / args.rows * 1e6:.0f} µs per row (best run; start-up included)")
     span_ratio = min(bare_spans) / min(ours_spans)

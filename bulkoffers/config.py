@@ -108,7 +108,7 @@ class Target:
 class ReadOptions:
     sheet: str | int | None = None  # name or 0-based index; first sheet when None
     delimiter: str | None = None  # sniffed when None
-    chunk_rows: int = 2_000  # CSV rows read at once: memory flat in file size; small parses keep the GIL free
+    chunk_rows: int = 2_000  # CSV rows read at once in pass 1 and validate: memory flat in file size
     excel_engine: str | None = None  # pandas engine for spreadsheets; calamine when installed
 
 

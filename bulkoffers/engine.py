@@ -1,5 +1,6 @@
 """The import pipeline: reader → validation → bounded worker pool (rate limiter + concurrency cap +
-retries) → results. anyio task group, bounded streams: memory stays flat in the number of rows.
+retries) → results. One event loop (anyio) does the reading, validating and sending, a slice of
+offers per turn; a bounded feed between producer and workers keeps memory flat in the number of rows.
 
 Exactly-once rules: a create whose answer was lost (timeout, dropped connection) is looked up by name
 before it is sent again; a row is written to results exactly once; rows never reached (Ctrl-C, a fatal
