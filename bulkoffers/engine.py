@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any, Protocol
 
 import anyio
@@ -305,7 +304,7 @@ class Importer:
 
     async def _pipeline(self, lib: OfferLibrary) -> None:
         workers = self.cfg.workers
-        feed = Feed(room_below=max(2 * SLICE, 2 * workers))
+        feed = Feed(room_below=max(2 * SLICE, 2 * workers))  # offers waiting: a couple of slices
         with self._abort:
             async with anyio.create_task_group() as tg:
                 for _ in range(workers):
@@ -324,8 +323,14 @@ class Importer:
         # Pass 1 (load) already read an Excel sheet into memory; CSV chunks are small here.
         items = with_payloads(prepare(ld.rows(LOOP_CHUNK_ROWS), ld.cmap, ld.plan, ld.ctx), self.cfg.target.api)
         while not self.stop.is_set():
+            batch: list[Prepared] = []
             try:
-                batch = list(islice(items, SLICE))
+                rows = 0
+                for prepared in items:  # a slice: SLICE rows, or one offer that has more
+                    batch.append(prepared)
+                    rows += len(prepared.rows)
+                    if rows >= SLICE:
+                        break
             except InputError as exc:
                 self.input_error = exc
                 self.halt(f"unreadable input: {exc}")
@@ -506,7 +511,7 @@ class Importer:
             pass  # the unreadable tail was reported already; its rows cannot be listed
 
 
-SLICE = 16  # offers prepared per turn of the event loop (about a millisecond of work)
+SLICE = 16  # rows prepared per turn of the event loop (about a millisecond of work)
 LOOP_CHUNK_ROWS = 500  # CSV rows parsed at once while sending: under ~1 ms per chunk
 
 
@@ -553,8 +558,8 @@ class Feed:
 
 
 def with_payloads(items: Iterator[Prepared], api: Api) -> Iterator[Prepared]:
-    """Builds and encodes each valid offer's payload where the items are made (the reader thread), so
-    the event loop only sends."""
+    """Builds and encodes each valid offer's payload as the offer is prepared, so workers only send
+    (and a retry sends the very same bytes)."""
     for prepared in items:
         if prepared.offer is not None:
             prepared.body = payload(prepared.offer, api)

@@ -42,6 +42,9 @@ MAX_OFFERS = 10_000  # Adobe guardrail: offers per sandbox
 MAX_PLACEMENTS = 1_000  # Adobe guardrail: placements per sandbox
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _MIME = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+_QUERY = re.compile(r"[?#]")
+_SEPARATORS = re.compile(r"[\s\-_]+")
+_LIST = re.compile(r"[,;]")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$", re.I)
 _IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
                 "webp": "image/webp", "svg": "image/svg+xml", "avif": "image/avif"}
@@ -49,14 +52,14 @@ _IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "
 
 def image_format(url: str) -> str | None:
     """MIME type from the URL's file extension (query and fragment ignored)."""
-    path = re.split(r"[?#]", url, maxsplit=1)[0]
+    path = _QUERY.split(url, maxsplit=1)[0]
     ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
     return _IMAGE_TYPES.get(ext) or (mimetypes.guess_type(path)[0] if ext else None)
 
 
 def normalize(header: str) -> str:
     """Header names match case-insensitively, ignoring spaces, dashes and underscores."""
-    return re.sub(r"[\s\-_]+", "", header).lower()
+    return _SEPARATORS.sub("", header).lower()
 
 
 _CANONICAL = {normalize(f): f for f in FIELDS}
@@ -73,6 +76,8 @@ class ColumnMap:
     header_of: dict[str, str]  # canonical field → header in the file
     defaults: dict[str, str]  # canonical field → constant used when the cell is empty
     unknown: tuple[str, ...]  # headers that map to nothing (reported once, never silently dropped)
+    _specs: dict[tuple[str, ...], tuple[tuple[str, str | None, str], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def get(self, row: SourceRow, fname: str) -> str:
         header = self.header_of.get(fname)
@@ -81,12 +86,11 @@ class ColumnMap:
 
     def values(self, row: SourceRow, fields: tuple[str, ...] = FIELDS) -> dict[str, str]:
         """Several fields of a row at once (the hot path: one dict lookup per field)."""
-        cells, header_of, defaults = row.cells, self.header_of, self.defaults
-        out = {}
-        for f in fields:
-            h = header_of.get(f)
-            out[f] = (cells.get(h, "").strip() if h else "") or defaults.get(f, "")
-        return out
+        specs = self._specs.get(fields)
+        if specs is None:  # (field, header or None, default) worked out once per tuple of fields
+            specs = self._specs[fields] = tuple((f, self.header_of.get(f), self.defaults.get(f, "")) for f in fields)
+        cells = row.cells
+        return {f: (cells.get(h, "").strip() if h else "") or d for f, h, d in specs}
 
     def column(self, fname: str) -> str:
         """The column name to show the user for a field."""
@@ -166,7 +170,9 @@ def iso(dt: datetime) -> str:
 
 
 def _split(text: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in re.split(r"[,;]", text) if p.strip())
+    if not text:
+        return ()
+    return tuple(p.strip() for p in _LIST.split(text) if p.strip())
 
 
 # ---- row models ----------------------------------------------------------------------------------
