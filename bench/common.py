@@ -30,8 +30,9 @@ def env() -> dict[str, str]:
 class EmulatorProcess:
     """`bulkoffers emulator` in its own process (its own core), on a free loopback port."""
 
-    def __init__(self, *flags: str) -> None:
-        self.proc = subprocess.Popen([PY, "-m", "bulkoffers", "emulator", "--port", "0", *flags], cwd=ROOT,
+    def __init__(self, *flags: str, cpu: int | None = None) -> None:
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+        self.proc = subprocess.Popen([*pin, PY, "-m", "bulkoffers", "emulator", "--port", "0", *flags], cwd=ROOT,
                                      env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()

@@ -1,7 +1,10 @@
 """Figure 2, pipeline overhead: rows/s of the full `bulkoffers import` (read, validate, build, POST, write
 results) with no effective rate limit, divided by rows/s of a bare aiohttp loop posting the same
 pre-built payloads with the same concurrency (target >= 0.8). The emulator runs in its own process;
-both sides are timed as whole programs, start-up included.
+both sides are timed as whole programs, start-up included. By default the emulator is pinned to CPU 0
+and the client to CPU 1 (taskset), as a real server would be on another machine: unpinned, Linux at
+times puts the two ping-ponging processes on one core, and the pairs came out bimodal (0.71-0.74 or
+1.01-1.03 in one run) depending on where they landed. --no-pin shows that.
 
     .venv/bin/python bench/overhead.py --rows 10000 --concurrency 16
 
@@ -18,6 +21,8 @@ larger one.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import tempfile
 import textwrap
@@ -53,7 +58,13 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="let the scheduler place the processes instead of emulator on CPU 0, client on CPU 1")
     args = ap.parse_args()
+    if args.pin and (shutil.which("taskset") is None or (os.cpu_count() or 1) < 2):
+        print("no taskset or a single CPU: not pinning")
+        args.pin = False
+    pin = ["taskset", "-c", "1"] if args.pin else []
     work = Path(tempfile.mkdtemp(prefix="bulkoffers-overhead-"))
     source = write_offers(work / "offers.csv", args.rows)
     payloads = work / "payloads.jsonl"
@@ -62,12 +73,12 @@ def main() -> None:
     (work / "bare.py").write_text(BARE)
     bare_times, ours_times, bare_spans, ours_spans = [], [], [], []
     cpu: dict[str, list[float]] = {"bare": [], "ours": [], "emulator (bare)": [], "emulator (ours)": []}
-    with EmulatorProcess("--max-offers", str(args.rows * 3)) as emu:
+    with EmulatorProcess("--max-offers", str(args.rows * 3), cpu=0 if args.pin else None) as emu:
         cred = emu.args()[4:]
         for i in range(args.repeat):
             emu.reset()
             mine, theirs = children_cpu(), emu.cpu_seconds()
-            wall, out = timed([PY, str(work / "bare.py"), emu.url, cred[1], cred[3], cred[5], str(payloads),
+            wall, out = timed([*pin, PY, str(work / "bare.py"), emu.url, cred[1], cred[3], cred[5], str(payloads),
                                str(args.concurrency)])
             assert out.returncode == 0, out.stderr
             cpu["bare"].append(children_cpu() - mine)
@@ -76,7 +87,7 @@ def main() -> None:
             bare_spans.append(emu.stats()["create_span_seconds"])
             emu.reset()
             mine, theirs = children_cpu(), emu.cpu_seconds()
-            wall, out = timed([PY, "-m", "bulkoffers", "import", str(source), *emu.args(), "--rate", "1000000",
+            wall, out = timed([*pin, PY, "-m", "bulkoffers", "import", str(source), *emu.args(), "--rate", "1000000",
                                "--concurrency", str(args.concurrency), "--results", str(work / f"r{i}.csv"), "-q"])
             assert out.returncode == 0, out.stderr
             cpu["ours"].append(children_cpu() - mine)
@@ -88,7 +99,9 @@ def main() -> None:
     bare_wall, ours_wall = min(bare_times), min(ours_times)
     bare, ours = args.rows / bare_wall, args.rows / ours_wall
     pairs = sorted(b / o for b, o in zip(bare_times, ours_times))
-    print(f"{args.rows} rows, concurrency {args.concurrency}, emulator in its own process, {args.repeat} runs a side")
+    where = "emulator pinned to CPU 0, client to CPU 1" if args.pin else "processes placed by the scheduler"
+    print(f"{args.rows} rows, concurrency {args.concurrency}, emulator in its own process ({where}), "
+          f"{args.repeat} runs a side")
     print(f"all runs: bare {', '.join(f'{t:.2f}' for t in bare_times)} s; ours {', '.join(f'{t:.2f}' for t in ours_times)} s")
     print(f"ratio bulkoffers / bare (rows/s, whole programs), median of {len(pairs)} back-to-back pairs: "
           f"{statistics.median(pairs):.2f} (target >= 0.8); pairs {', '.join(f'{r:.2f}' for r in pairs)}")
