@@ -233,6 +233,7 @@ async def _read_body(resp: aiohttp.ClientResponse) -> Any:
     except ValueError:
         pass
     try:
-        return raw[:8000].decode(resp.charset or "utf-8", errors="replace")[:2000]
+        text = raw[:8000].decode(resp.charset or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know
-        return raw[:8000].decode("utf-8", errors="replace")[:2000]
+        text = raw[:8000].decode("utf-8", errors="replace")
+    return text[:2000]

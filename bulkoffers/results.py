@@ -5,7 +5,6 @@ ends both files are rewritten in input-row order."""
 from __future__ import annotations
 
 import csv
-import json
 import mmap
 import os
 import time
@@ -129,7 +128,7 @@ class _SortedCsv:
 
     def close(self) -> None:
         self._fh.close()
-        import numpy as np  # loaded already by the mapping's pass 1
+        import numpy as np  # an import has it loaded already (pandas); a rollback loads it here
 
         order = np.frombuffer(self._order, dtype=np.int64)
         if len(order) < 2 or bool((order[1:] >= order[:-1]).all()):
@@ -190,10 +189,10 @@ class PayloadWriter:
     """`--payloads-out`: one JSON object per valid offer: its rows and the exact body that would be sent."""
 
     def __init__(self, path: Path) -> None:
-        self._fh = path.open("w", encoding="utf-8")
+        self._fh = path.open("wb")
 
     def write(self, rows: list[int], offer_key: str, body: dict[str, Any]) -> None:
-        self._fh.write(json.dumps({"rows": rows, "offer_key": offer_key, "payload": body}, ensure_ascii=False) + "\n")
+        self._fh.write(orjson.dumps({"rows": rows, "offer_key": offer_key, "payload": body}) + b"\n")
 
     def close(self) -> None:
         self._fh.close()
@@ -230,9 +229,9 @@ class Journal:
         self._write({"type": "run", "version": JOURNAL_VERSION, **header}, flush=True)
 
     def sending(self, rows: list[int], attempt: int, name: str | None = None) -> None:
-        """Rows about to be sent. First attempts are announced a batch at a time, when the batch is
-        handed to the workers (one flush for ~128 offers, not one per POST); a kill then leaves at
-        most that batch in doubt, and resume looks those rows up before sending them."""
+        """Rows about to be sent. First attempts are announced a slice at a time, as the engine hands
+        the slice to the workers (one flush per slice, not one per POST); a kill then leaves at most
+        the rows announced and not finished in doubt, and resume looks those up before sending them."""
         entry: dict[str, Any] = {"type": "send", "rows": rows, "attempt": attempt}
         if name is not None:
             entry["name"] = name
