@@ -105,10 +105,11 @@ def _read(sheet: str | None, delimiter: str | None) -> ReadOptions:
     return ReadOptions(sheet=parse_sheet(sheet), delimiter=delimiter)
 
 
-def load_engine() -> Any:
-    """Imports the engine with pandas and aiohttp, the collector paused, then freezes what they made:
-    imports create ~10^5 long-lived objects and no garbage, so collecting them only costs time (the
-    collections during the imports, and one full pass of ~60 ms soon after)."""
+def load_engine(network: bool = True) -> Any:
+    """Imports the engine with pandas (and aiohttp when the command sends), the collector paused,
+    then freezes what they made: imports create ~10^5 long-lived objects and no garbage, so
+    collecting them only costs time (the collections during the imports, and one full pass of
+    ~60 ms soon after)."""
     import gc
 
     gc.disable()
@@ -116,6 +117,8 @@ def load_engine() -> Any:
         import pandas  # noqa: F401  (the reader needs it; loaded here, not in the middle of a run)
 
         from . import engine
+        if network:
+            from . import client  # noqa: F401  (aiohttp: ~0.15 s that validate does without)
     finally:
         gc.freeze()
         gc.enable()
@@ -170,7 +173,7 @@ def validate_cmd(file: Path, api: str, sheet: str | None, delimiter: str | None,
 
 def _validate(file: Path, api: str, sheet: str | None, delimiter: str | None, mapping_path: Path | None,
               default_status: str, payloads_out: Path | None) -> int:
-    validate = load_engine().validate
+    validate = load_engine(network=False).validate
 
     cfg = ImportConfig(input=file, results=file, failures=file, target=Target(api=api),  # type: ignore[arg-type]
                        read=_read(sheet, delimiter), mapping=load_mapping(mapping_path),

@@ -39,14 +39,6 @@ class Found:
     document: dict[str, Any]  # as sent (DPS body, or xcore `_instance`) plus server fields
 
 
-def receipt_ids(body: Any) -> tuple[str, str]:
-    """(id, @id) from a create receipt: DPS answers `id`, xcore `instanceId` and `@id`."""
-    if not isinstance(body, dict):
-        return "", ""
-    offer_id = str(body.get("id") or body.get("instanceId") or "")
-    return offer_id, str(body.get("@id") or offer_id)
-
-
 class OfferLibrary:
     """async with OfferLibrary(target, creds, timeout, connections) as lib: await lib.create(payload)"""
 

@@ -18,12 +18,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import orjson
 
-from .client import Found, OfferLibrary, receipt_ids
 from .config import Api, ImportConfig
 from .errors import BulkOffersError, ConfigError, InputError
 from .mapping import MAX_PLACEMENTS, ColumnMap, Context, Plan, Prepared, matches, payload, plan, prepare, resolve_columns
@@ -31,7 +30,10 @@ from .ratelimit import RateLimiter
 from .reader import SourceRow, Table
 from .results import (NOT_ATTEMPTED, SOURCE_ROW, Journal, JournalState, PayloadWriter, Redactor, ResultsWriter,
                       RowResult, check_writable, journal_path)
-from .retry import Answer, Verdict, auth_hint, backoff, classify, excerpt, parse_retry_after
+from .retry import Answer, Verdict, auth_hint, backoff, classify, excerpt, parse_retry_after, receipt_ids
+
+if TYPE_CHECKING:  # aiohttp loads with the client when a run starts: validate and dry runs never need it
+    from .client import Found, OfferLibrary
 
 
 class Progress(Protocol):
@@ -246,6 +248,8 @@ class Importer:
         # (without a gc.collect() first: it took 50 ms and found next to nothing).
         gc.freeze()
         redact = Redactor(cfg.credentials.secrets)
+        from .client import OfferLibrary
+
         async with OfferLibrary(cfg.target, cfg.credentials, cfg.retry.timeout, cfg.workers) as lib:
             # Fail fast on credentials and container before any row is touched.
             await lib.tokens.get()

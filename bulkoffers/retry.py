@@ -116,3 +116,11 @@ def auth_hint(answer: Answer) -> str:
         return "x-sandbox-name: the credential's product profile has no access to this --sandbox"
     return ("the credential lacks permission: give its Developer Console project the Experience Platform API "
             "with a product profile that can manage offers in this sandbox, and check --scopes")
+
+
+def receipt_ids(body: Any) -> tuple[str, str]:
+    """(id, @id) from a create receipt: DPS answers `id`, xcore `instanceId` and `@id`."""
+    if not isinstance(body, dict):
+        return "", ""
+    offer_id = str(body.get("id") or body.get("instanceId") or "")
+    return offer_id, str(body.get("@id") or offer_id)
