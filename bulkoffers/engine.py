@@ -388,9 +388,9 @@ class Importer:
 
     async def _send_offer(self, lib: OfferLibrary, prepared: Prepared) -> tuple[str, dict[str, Any]]:
         """Send one offer with retries. Returns (outcome, result fields)."""
-        assert prepared.offer is not None
+        assert prepared.offer is not None and prepared.body is not None  # with_payloads built it
         policy = self.cfg.retry
-        body = prepared.body if prepared.body is not None else payload(prepared.offer, self.cfg.target.api)
+        body = prepared.body
         deadline = time.monotonic() + policy.deadline
         rows = [r.number for r in prepared.rows]
         # An earlier run may have sent it and lost the answer (or been killed): look before sending.

@@ -398,7 +398,7 @@ class Prepared:
     rows: list[SourceRow]
     offer: Offer | None = None
     problems: list[Problem] = field(default_factory=list)
-    body: dict[str, Any] | None = None  # the payload, built off the event loop (engine)
+    body: dict[str, Any] | None = None  # the payload, built as the offer is prepared (engine.with_payloads)
     data: bytes | None = None  # and its JSON bytes
 
     @property
