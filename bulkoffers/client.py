@@ -21,10 +21,14 @@ from . import __version__
 from .auth import TokenSource
 from .config import Credentials, Target
 from .errors import ConfigError, FatalApiError
-from .mapping import XCORE_ACCEPT, XCORE_CONTENT_TYPE, offer_name
+from .payloads import offer_name
 from .retry import Answer
 
 FALLBACK_SCHEMA = "https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.1"
+# The xcore headers Adobe documents for creating a fallback offer (the double space is theirs).
+XCORE_CONTENT_TYPE = ('application/schema-instance+json; version=1;  '
+                      'schema="https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.1"')
+XCORE_ACCEPT = "application/vnd.adobe.platform.xcore.xdm.receipt+json; version=1"
 log = logging.getLogger("bulkoffers.http")
 XCORE_SEARCH_ACCEPT = '*,application/vnd.adobe.platform.xcore.hal+json; schema="https://ns.adobe.com/experience/xcore/hal/results"'
 

@@ -25,7 +25,10 @@ import orjson
 
 from .config import Api, ImportConfig
 from .errors import BulkOffersError, ConfigError, InputError
-from .mapping import MAX_PLACEMENTS, ColumnMap, Context, Plan, Prepared, matches, payload, plan, prepare, resolve_columns
+from .columns import ColumnMap, resolve_columns
+from .grouping import Plan, plan, prepare
+from .offers import MAX_PLACEMENTS, Context, Prepared
+from .payloads import matches, payload
 from .ratelimit import RateLimiter
 from .reader import SourceRow, Table
 from .results import (NOT_ATTEMPTED, SOURCE_ROW, Journal, JournalState, PayloadWriter, Redactor, ResultsWriter,

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from .errors import ConfigError
-from .mapping import FIELDS
+from .columns import FIELDS
 
 EXAMPLE_ROWS = [
     {"offer_key": "spring-banner", "name": "Spring sale fallback", "description": "Shown when nothing else fits",

@@ -9,8 +9,10 @@ import pytest
 
 from bulkoffers.config import MappingSpec
 from bulkoffers.errors import ConfigError
-from bulkoffers.mapping import (MAX_OFFERS, Context, dps_payload, matches, parse_when, plan, prepare,
-                                resolve_columns, xcore_payload)
+from bulkoffers.columns import resolve_columns
+from bulkoffers.grouping import plan, prepare
+from bulkoffers.offers import MAX_OFFERS, Context, parse_when
+from bulkoffers.payloads import dps_payload, matches, xcore_payload
 from bulkoffers.reader import SourceRow
 
 HEAD = ["Offer Key", "NAME", "start-date", "End_Date", "priority", "channel", "placement", "Component Type",
@@ -181,7 +183,7 @@ def test_duplicate_names_across_keys_are_reported_once_per_repeat() -> None:
 
 
 def test_sandbox_offer_guardrail(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bulkoffers.mapping.MAX_OFFERS", 2)
+    monkeypatch.setattr("bulkoffers.grouping.MAX_OFFERS", 2)
     got = problems([row(n, **{"Offer Key": str(n), "NAME": f"o{n}"}) for n in range(2, 6)])
     assert len(got) == 2 and "offer #3 of this file" in got[0] and MAX_OFFERS == 10_000
 

@@ -14,7 +14,7 @@ import pytest
 
 from bulkoffers.emulator import EmulatorConfig, EmulatorServer, Faults
 from bulkoffers.engine import Feed
-from bulkoffers.mapping import Prepared
+from bulkoffers.offers import Prepared
 from bulkoffers.results import Journal, RowResult, _SortedCsv, load_journal
 
 from .conftest import ROOT, cli_env, emulator_args

@@ -1,7 +1,5 @@
-"""Columns → validated offers → payloads for DPS and xcore. Pure functions, no I/O.
-
-Rows that share an `offer_key` (or, without that column, the same `name`) become one offer; rows of
-one offer with the same channel and placement become one representation with several components.
+"""Step 2 of the flow: one offer's rows → a validated `Offer`, or the problems that keep it from being
+sent (each naming its row, column and the fix). Pure functions and pydantic models, no I/O.
 """
 
 from __future__ import annotations
@@ -9,8 +7,6 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-from array import array
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -18,22 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from .config import Api, MappingSpec
-from .errors import ConfigError
+from .columns import FIELDS, OFFER_FIELDS, REP_FIELDS, ColumnMap, normalize
+from .config import Api
 from .reader import SourceRow
 
-OFFER_FIELDS = ("name", "description", "status", "start_date", "end_date", "priority", "tags")
-REP_FIELDS = ("channel", "placement", "component_type", "format", "delivery_url", "link_url", "content", "language")
-FIELDS = ("offer_key", *OFFER_FIELDS, *REP_FIELDS)
-BOOKKEEPING = {"error", "sourcerow"}  # columns a failures file adds: known, never offer data
 CHANNELS = {c: f"https://ns.adobe.com/xdm/channel-types/{c}"
             for c in ("web", "email", "mobile", "push", "sms", "inapp", "code", "messaging", "offline", "other")}
-# One constant for the text component: accepted as `text` or `component-text`, always sent as this.
-DPS_TEXT_TYPE = "text"
-XCORE_COMPONENT_PREFIX = "https://ns.adobe.com/experience/offer-management/content-component-"
-XCORE_CONTENT_TYPE = ('application/schema-instance+json; version=1;  '
-                      'schema="https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.1"')
-XCORE_ACCEPT = "application/vnd.adobe.platform.xcore.xdm.receipt+json; version=1"
 COMPONENT_ALIASES = {"imagelink": "imagelink", "image": "imagelink", "img": "imagelink", "html": "html",
                      "text": "text", "componenttext": "text", "plaintext": "text", "json": "json"}
 DEFAULT_FORMATS = {"html": "text/html", "text": "text/plain", "json": "application/json"}
@@ -43,7 +29,6 @@ MAX_PLACEMENTS = 1_000  # Adobe guardrail: placements per sandbox
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _MIME = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 _QUERY = re.compile(r"[?#]")
-_SEPARATORS = re.compile(r"[\s\-_]+")
 _LIST = re.compile(r"[,;]")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$", re.I)
 _IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
@@ -55,78 +40,6 @@ def image_format(url: str) -> str | None:
     path = _QUERY.split(url, maxsplit=1)[0]
     ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
     return _IMAGE_TYPES.get(ext) or (mimetypes.guess_type(path)[0] if ext else None)
-
-
-def normalize(header: str) -> str:
-    """Header names match case-insensitively, ignoring spaces, dashes and underscores."""
-    return _SEPARATORS.sub("", header).lower()
-
-
-_CANONICAL = {normalize(f): f for f in FIELDS}
-# A few spellings people use for the same columns.
-_CANONICAL.update({"offername": "name", "title": "name", "key": "offer_key", "offerid": "offer_key",
-                   "start": "start_date", "end": "end_date", "rank": "priority", "type": "component_type",
-                   "componenttype": "component_type", "mimetype": "format", "url": "delivery_url",
-                   "imageurl": "delivery_url", "deliveryurl": "delivery_url", "linkurl": "link_url",
-                   "lang": "language", "languages": "language"})
-
-
-@dataclass(frozen=True)
-class ColumnMap:
-    header_of: dict[str, str]  # canonical field → header in the file
-    defaults: dict[str, str]  # canonical field → constant used when the cell is empty
-    unknown: tuple[str, ...]  # headers that map to nothing (reported once, never silently dropped)
-    _specs: dict[tuple[str, ...], tuple[tuple[str, str | None, str], ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False)
-
-    def get(self, row: SourceRow, fname: str) -> str:
-        header = self.header_of.get(fname)
-        value = row.cells.get(header, "").strip() if header else ""
-        return value or self.defaults.get(fname, "")
-
-    def values(self, row: SourceRow, fields: tuple[str, ...] = FIELDS) -> dict[str, str]:
-        """Several fields of a row at once (the hot path: one dict lookup per field)."""
-        specs = self._specs.get(fields)
-        if specs is None:  # (field, header or None, default) worked out once per tuple of fields
-            specs = self._specs[fields] = tuple((f, self.header_of.get(f), self.defaults.get(f, "")) for f in fields)
-        cells = row.cells
-        return {f: (cells.get(h, "").strip() if h else "") or d for f, h, d in specs}
-
-    def column(self, fname: str) -> str:
-        """The column name to show the user for a field."""
-        return self.header_of.get(fname, fname)
-
-    def key(self, row: SourceRow) -> str:
-        return self.get(row, "offer_key") or self.get(row, "name")
-
-
-def resolve_columns(headers: list[str], spec: MappingSpec = MappingSpec()) -> ColumnMap:
-    explicit = {normalize(h): f for h, f in spec.columns}
-    for h, f in spec.columns:
-        if f not in FIELDS:
-            raise ConfigError(f"mapping file: column {h!r} maps to unknown field {f!r}",
-                              hint=f"fields are: {', '.join(FIELDS)}")
-    defaults = dict(spec.defaults)
-    for f in defaults:
-        if f not in FIELDS:
-            raise ConfigError(f"mapping file: default for unknown field {f!r}", hint=f"fields are: {', '.join(FIELDS)}")
-    header_of: dict[str, str] = {}
-    unknown: list[str] = []
-    for header in headers:
-        norm = normalize(header)
-        fname = explicit.get(norm) or _CANONICAL.get(norm)
-        if fname is None:
-            if norm not in BOOKKEEPING:
-                unknown.append(header)
-        elif fname in header_of:
-            raise ConfigError(f"columns {header_of[fname]!r} and {header!r} both map to {fname}",
-                              hint="rename or remove one of them, or map one elsewhere with --mapping")
-        else:
-            header_of[fname] = header
-    if "name" not in header_of and "name" not in defaults:
-        raise ConfigError(f"no 'name' column among: {', '.join(headers)}",
-                          hint="add a name column, or map yours with --mapping (see README, 'Mapping files')")
-    return ColumnMap(header_of, defaults, tuple(unknown))
 
 
 # ---- parsing of single cells ------------------------------------------------------------------------
@@ -466,185 +379,3 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
         return prepared
     prepared.offer = Offer(key, offer_fields, representations)
     return prepared
-
-
-# ---- payloads ----------------------------------------------------------------------------------------
-
-
-def dps_payload(offer: Offer) -> dict[str, Any]:
-    f = offer.fields
-    body: dict[str, Any] = {"name": f.name}
-    if f.description:
-        body["description"] = f.description
-    body["status"] = f.status
-    constraint: dict[str, Any] = {}
-    if f.start_date:
-        constraint["startDate"] = iso(f.start_date)
-    if f.end_date:
-        constraint["endDate"] = iso(f.end_date)
-    constraint["profileConstraintType"] = "none"
-    body["selectionConstraint"] = constraint
-    body["representations"] = [
-        {"components": [_dps_component(c) for c in r.components], "channel": r.channel, "placement": r.placement}
-        for r in offer.representations
-    ]
-    if f.priority is not None:
-        body["rank"] = {"priority": f.priority}
-    if f.tags:
-        body["tags"] = list(f.tags)
-    return body
-
-
-def _dps_component(c: Component) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if c.delivery_url:
-        out["deliveryURL"] = c.delivery_url
-    if c.link_url:
-        out["linkURL"] = c.link_url
-    if c.content is not None:
-        out["content"] = c.content
-    out["type"] = DPS_TEXT_TYPE if c.type == "text" else c.type
-    out["format"] = c.format
-    out["language"] = list(c.language)
-    return out
-
-
-def xcore_payload(offer: Offer) -> dict[str, Any]:
-    """The legacy repository shape. Fallback offers there carry no dates or priority."""
-    f = offer.fields
-    body: dict[str, Any] = {"xdm:name": f.name, "xdm:status": f.status}
-    if f.tags:
-        body["xdm:tags"] = list(f.tags)
-    body["xdm:representations"] = [
-        {"xdm:components": [_xcore_component(c) for c in r.components], "xdm:channel": r.channel,
-         "xdm:placement": r.placement}
-        for r in offer.representations
-    ]
-    return body
-
-
-def _xcore_component(c: Component) -> dict[str, Any]:
-    out: dict[str, Any] = {"@type": XCORE_COMPONENT_PREFIX + c.type, "dc:format": c.format,
-                           "dc:language": list(c.language)}
-    if c.delivery_url:
-        out["xdm:deliveryURL"] = c.delivery_url
-    if c.link_url:
-        out["xdm:linkURL"] = c.link_url
-    if c.content is not None:
-        out["xdm:content"] = c.content
-    return out
-
-
-def payload(offer: Offer, api: Api) -> dict[str, Any]:
-    return dps_payload(offer) if api == "dps" else xcore_payload(offer)
-
-
-def offer_name(payload: dict[str, Any]) -> str:
-    return str(payload.get("name") or payload.get("xdm:name") or "")
-
-
-def matches(sent: Any, found: Any) -> bool:
-    """Whether an offer found on the server carries everything we sent (it may add fields of its own)."""
-    if isinstance(sent, dict):
-        return isinstance(found, dict) and all(k in found and matches(v, found[k]) for k, v in sent.items())
-    if isinstance(sent, list):
-        return isinstance(found, list) and len(sent) == len(found) and all(map(matches, sent, found))
-    return bool(sent == found)
-
-
-# ---- grouping across the whole file, in two passes -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What pass 1 learned: where multi-row offers end, which names repeat, how many rows."""
-
-    last_row: dict[int, int]  # hash(key) → row number of its last row, only for keys on several rows
-    repeated_names: frozenset[int]  # hash(name) for names used by more than one offer_key
-    rows: int
-    offers: int
-    placements: int
-    filled: frozenset[str] = frozenset()  # fields that hold a value in at least one row
-
-
-def plan(rows: Iterable[SourceRow], cmap: ColumnMap) -> Plan:
-    """One pass over the file. Memory stays small: 8 bytes a row for key hashes (16 with offer keys and
-    8 for row numbers), counted with numpy's sort-based unique, and dicts only for keys that repeat."""
-    import numpy as np  # already loaded with pandas; C-speed unique without a dict per row
-
-    keys, names, numbers = array("q"), array("q"), array("q")
-    placements: set[str] = set()
-    by_key = "offer_key" in cmap.header_of
-    filled: set[str] = set()
-    watch = [f for f in FIELDS if f in cmap.header_of]
-    for row in rows:
-        if watch:
-            filled.update(f for f in watch if cmap.get(row, f))
-            watch = [f for f in watch if f not in filled]
-        keys.append(hash(cmap.key(row)))
-        numbers.append(row.number)
-        if by_key:
-            names.append(hash(cmap.get(row, "name")))
-        if len(placements) <= MAX_PLACEMENTS:
-            placements.add(cmap.get(row, "placement"))
-    k = np.frombuffer(keys, dtype=np.int64) if keys else np.empty(0, dtype=np.int64)
-    uniq, counts = np.unique(k, return_counts=True)
-    multi = uniq[counts > 1]
-    last_row: dict[int, int] = {}
-    if multi.size:
-        nums = np.frombuffer(numbers, dtype=np.int64)
-        for idx in np.nonzero(np.isin(k, multi))[0].tolist():  # rows of multi-row offers only
-            last_row[int(k[idx])] = int(nums[idx])
-    repeated: frozenset[int] = frozenset()
-    if by_key and keys:
-        n = np.frombuffer(names, dtype=np.int64)
-        named = n != hash("")
-        pairs = np.empty(int(named.sum()), dtype=[("name", "i8"), ("key", "i8")])
-        pairs["name"], pairs["key"] = n[named], k[named]
-        pair_names = np.unique(pairs)["name"]  # one entry per distinct (name, key)
-        names_u, name_counts = np.unique(pair_names, return_counts=True)
-        repeated = frozenset(names_u[name_counts > 1].tolist())
-    return Plan(last_row, repeated, len(keys), int(uniq.size), len(placements), frozenset(filled))
-
-
-def group(rows: Iterable[SourceRow], cmap: ColumnMap, plan: Plan) -> Iterator[tuple[str, list[SourceRow]]]:
-    """Yields (key, rows) per offer as soon as its last row has been read."""
-    pending: dict[str, list[SourceRow]] = {}
-    for row in rows:
-        key = cmap.key(row)
-        h = hash(key)
-        last = plan.last_row.get(h)
-        if last is None:
-            yield key, [row]
-            continue
-        pending.setdefault(key, []).append(row)
-        if row.number == last:
-            for k in [k for k in pending if hash(k) == h]:
-                yield k, pending.pop(k)
-    yield from pending.items()  # only reachable if the file changed between passes
-
-
-def prepare(rows: Iterable[SourceRow], cmap: ColumnMap, plan_: Plan, ctx: Context) -> Iterator[Prepared]:
-    """Every row of the file exactly once, grouped into offers and validated, with file-wide checks:
-    names repeated across offer keys, and the sandbox guardrail on offers."""
-    names: dict[str, tuple[str, int]] = {}
-    offers = 0
-    for key, rows_ in group(rows, cmap, plan_):
-        prepared = build_offer(key, rows_, cmap, ctx)
-        first = rows_[0]
-        name = cmap.get(first, "name")
-        if name and hash(name) in plan_.repeated_names:
-            other = names.setdefault(name, (key, first.number))
-            if other[0] != key:
-                prepared.problems.append(Problem(first.number, cmap.column("name"),
-                                                 f"{name!r} is also the name of offer_key {other[0]!r} (row {other[1]}); "
-                                                 "names must be unique or the run creates duplicate offers"))
-        if not prepared.problems:
-            offers += 1
-            if offers > MAX_OFFERS:
-                prepared.problems.append(Problem(first.number, cmap.column("name"),
-                                                 f"offer #{offers} of this file; Adobe's guardrail is {MAX_OFFERS} "
-                                                 "offers per sandbox: split the file across sandboxes"))
-        if prepared.problems:
-            prepared.offer = None
-        yield prepared
