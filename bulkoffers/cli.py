@@ -4,7 +4,6 @@ so `bulkoffers --help` stays fast. Library errors become one `Error: ...` line h
 from __future__ import annotations
 
 import sys
-import tomllib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -14,8 +13,9 @@ import click
 
 from . import __version__
 from .config import (DEFAULT_SCOPES, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
-                     MappingSpec, RateLimit, ReadOptions, RetryPolicy, Target)
+                     MappingSpec, RateLimit, ReadOptions, RetryPolicy, Target, load_mapping)
 from .errors import BulkOffersError, ConfigError, FatalApiError, InputError
+from .redact import Redactor
 
 # Exit codes, one table for every command.
 EXIT_OK = 0  # every row created (or skipped as already existing)
@@ -28,9 +28,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def fail(message: str, code: int) -> NoReturn:
-    for secret in _SECRETS:
-        message = message.replace(secret, "***")
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {REDACT(message)}", err=True)
     sys.exit(code)
 
 
@@ -47,24 +45,6 @@ def run_guarded(fn: Callable[[], int]) -> NoReturn:
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)
     sys.exit(code)
-
-
-def load_mapping(path: Path | None) -> MappingSpec:
-    if path is None:
-        return MappingSpec()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read mapping file {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"mapping file {path} is not valid TOML: {exc}") from exc
-    unknown = set(data) - {"columns", "defaults"}
-    if unknown:
-        raise ConfigError(f"mapping file {path}: unknown table(s) {', '.join(sorted(unknown))}",
-                          hint="use [columns] (header = field) and [defaults] (field = value)")
-    columns = tuple((str(h), str(f)) for h, f in data.get("columns", {}).items())
-    defaults = tuple((str(f), str(v)) for f, v in data.get("defaults", {}).items())
-    return MappingSpec(columns, defaults)
 
 
 def parse_sheet(sheet: str | None) -> str | int | None:
@@ -233,50 +213,35 @@ def continue_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-_SECRETS: list[str] = []  # every secret this process knows: redacted from anything it prints
+REDACT = Redactor()  # every secret this process learns is masked in anything it prints
 
 
 def resolve_credentials(opts: dict[str, Any]) -> Any:
     """Every credential source, flags first (see credentials.py); the Resolved also says where from."""
-    import os
+    from .credentials import resolve_flags
 
-    from .credentials import resolve
-
-    flags = {k: opts.get(k) for k in ("client_id", "client_secret", "org_id", "scopes", "access_token", "sandbox")}
-    return resolve(flags, os.environ, Path.cwd(), opts.get("config_path"))
+    return resolve_flags(opts, opts.get("config_path"))
 
 
 def make_credentials(opts: dict[str, Any], sandbox: str | None = None, org_id: str | None = None,
                      resolved: Any = None) -> Credentials:
     """Checked credentials; `sandbox`/`org_id` are the run's when continuing one."""
-    import dataclasses
+    from .credentials import checked
 
-    creds = (resolved or resolve_credentials(opts)).credentials
-    if sandbox is not None:
-        creds = dataclasses.replace(creds, sandbox=sandbox)
-    if org_id is not None and not creds.org_id:
-        creds = dataclasses.replace(creds, org_id=org_id)
-    _SECRETS.extend(creds.secrets)
+    resolved = resolved or resolve_credentials(opts)
+    REDACT.add(*resolved.credentials.secrets)
     setup_logging(bool(opts.get("verbose")))
-    creds.check()
-    return creds
+    return checked(resolved, sandbox, org_id)
 
 
 def setup_logging(verbose: bool) -> None:
     import logging
 
-    from .results import Redactor
-
-    class Redacting(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            record.msg, record.args = Redactor(_SECRETS)(record.getMessage()), ()
-            return True
-
     logger = logging.getLogger("bulkoffers")
     if verbose and not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        handler.addFilter(Redacting())
+        handler.addFilter(REDACT.log_filter())
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
 

@@ -22,7 +22,7 @@ from .auth import TokenSource
 from .config import Credentials, Target
 from .errors import ConfigError, FatalApiError
 from .payloads import offer_name
-from .retry import Answer
+from .answers import Answer
 
 FALLBACK_SCHEMA = "https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.1"
 # The xcore headers Adobe documents for creating a fallback offer (the double space is theirs).

@@ -1,8 +1,10 @@
-"""Frozen configuration objects, validated on construction; no I/O here."""
+"""Frozen configuration objects, validated on construction, and the loaders that build them from files
+(the mapping TOML here; credentials in credentials.py). No network."""
 
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -120,6 +122,48 @@ class MappingSpec:
     defaults: tuple[tuple[str, str], ...] = ()  # (canonical field, value used when the cell is empty)
 
 
+def load_mapping(path: Path | None) -> MappingSpec:
+    """`--mapping FILE`: [columns] maps headers to fields, [defaults] sets constant values."""
+    if path is None:
+        return MappingSpec()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read mapping file {path}: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"mapping file {path} is not valid TOML: {exc}") from exc
+    unknown = set(data) - {"columns", "defaults"}
+    if unknown:
+        raise ConfigError(f"mapping file {path}: unknown table(s) {', '.join(sorted(unknown))}",
+                          hint="use [columns] (header = field) and [defaults] (field = value)")
+    columns = tuple((str(h), str(f)) for h, f in data.get("columns", {}).items())
+    defaults = tuple((str(f), str(v)) for f, v in data.get("defaults", {}).items())
+    return MappingSpec(columns, defaults)
+
+
+def workers_for(rate: RateLimit, concurrency: int | None) -> int:
+    """The one rule for how many requests may be in flight: `--concurrency`, or enough to keep `rate`
+    requests going at up to ~1.5 s latency, within reason."""
+    if concurrency is not None:
+        return concurrency
+    return max(2, min(256, math.ceil(rate.rate * 1.5) + 1))
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Where and how every networked command talks to the API (import, rollback, check-auth, ...)."""
+
+    target: Target = Target()
+    credentials: Credentials = Credentials()
+    rate: RateLimit = RateLimit()
+    retry: RetryPolicy = RetryPolicy()
+    concurrency: int | None = None
+
+    @property
+    def workers(self) -> int:
+        return workers_for(self.rate, self.concurrency)
+
+
 @dataclass(frozen=True)
 class ImportConfig:
     input: Path
@@ -139,10 +183,11 @@ class ImportConfig:
 
     @property
     def workers(self) -> int:
-        """Enough workers to keep `rate` requests in flight at up to ~1.5 s latency, within reason."""
-        if self.concurrency is not None:
-            return self.concurrency
-        return max(2, min(256, math.ceil(self.rate.rate * 1.5) + 1))
+        return workers_for(self.rate, self.concurrency)
+
+    @property
+    def api_config(self) -> ApiConfig:
+        return ApiConfig(self.target, self.credentials, self.rate, self.retry, self.concurrency)
 
     def __post_init__(self) -> None:
         if self.concurrency is not None and not 1 <= self.concurrency <= 1024:

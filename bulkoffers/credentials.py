@@ -5,7 +5,9 @@ which, so `check-auth` can show it without showing the secret."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -129,3 +131,21 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str], cwd: Path,
                         org_id=values.get("org_id"), sandbox=str(values["sandbox"]),
                         scopes=_scopes(values["scopes"]), access_token=values.get("access_token"))
     return Resolved(creds, origins)
+
+
+def resolve_flags(flags: Mapping[str, Any], config: Path | None = None) -> Resolved:
+    """Every source as a command sees them: its flags, the process environment, ./.env and the config
+    file (`--config`, BULKOFFERS_CONFIG or ./bulkoffers.toml)."""
+    return resolve({f: flags.get(f) for f in FIELDS}, os.environ, Path.cwd(), config)
+
+
+def checked(resolved: Resolved, sandbox: str | None = None, org_id: str | None = None) -> Credentials:
+    """The credentials to use, checked for completeness. A continued run (resume, retry, rollback)
+    passes its journal's sandbox, and its org when none is configured."""
+    creds = resolved.credentials
+    if sandbox is not None:
+        creds = dataclasses.replace(creds, sandbox=sandbox)
+    if org_id is not None and not creds.org_id:
+        creds = dataclasses.replace(creds, org_id=org_id)
+    creds.check()
+    return creds

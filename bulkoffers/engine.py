@@ -31,9 +31,10 @@ from .offers import MAX_PLACEMENTS, Context, Prepared
 from .payloads import matches, payload
 from .ratelimit import RateLimiter
 from .reader import SourceRow, Table
-from .results import (NOT_ATTEMPTED, SOURCE_ROW, Journal, JournalState, PayloadWriter, Redactor, ResultsWriter,
+from .redact import Redactor
+from .results import (NOT_ATTEMPTED, SOURCE_ROW, Journal, JournalState, PayloadWriter, ResultsWriter,
                       RowResult, check_writable, journal_path)
-from .retry import Answer, Verdict, auth_hint, backoff, classify, excerpt, parse_retry_after, receipt_ids
+from .answers import Answer, Verdict, auth_hint, backoff, classify, excerpt, parse_retry_after, receipt_ids
 
 if TYPE_CHECKING:  # aiohttp loads with the client when a run starts: validate and dry runs never need it
     from .client import Found, OfferLibrary

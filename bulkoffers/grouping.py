@@ -10,7 +10,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .columns import FIELDS, ColumnMap
-from .offers import MAX_OFFERS, MAX_PLACEMENTS, Context, Prepared, Problem, build_offer
+from .errors import RowError
+from .offers import MAX_OFFERS, MAX_PLACEMENTS, Context, Prepared, build_offer
 from .reader import SourceRow
 
 
@@ -96,13 +97,13 @@ def prepare(rows: Iterable[SourceRow], cmap: ColumnMap, plan_: Plan, ctx: Contex
         if name and hash(name) in plan_.repeated_names:
             other = names.setdefault(name, (key, first.number))
             if other[0] != key:
-                prepared.problems.append(Problem(first.number, cmap.column("name"),
+                prepared.problems.append(RowError(first.number, cmap.column("name"),
                                                  f"{name!r} is also the name of offer_key {other[0]!r} (row {other[1]}); "
                                                  "names must be unique or the run creates duplicate offers"))
         if not prepared.problems:
             offers += 1
             if offers > MAX_OFFERS:
-                prepared.problems.append(Problem(first.number, cmap.column("name"),
+                prepared.problems.append(RowError(first.number, cmap.column("name"),
                                                  f"offer #{offers} of this file; Adobe's guardrail is {MAX_OFFERS} "
                                                  "offers per sandbox: split the file across sandboxes"))
         if prepared.problems:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from .columns import FIELDS, OFFER_FIELDS, REP_FIELDS, ColumnMap, normalize
 from .config import Api
+from .errors import RowError
 from .reader import SourceRow
 
 CHANNELS = {c: f"https://ns.adobe.com/xdm/channel-types/{c}"
@@ -293,16 +294,6 @@ class Offer:
         return self.fields.name
 
 
-@dataclass(frozen=True)
-class Problem:
-    row: int
-    column: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"row {self.row}, {self.column}: {self.message}"
-
-
 @dataclass
 class Prepared:
     """One offer's rows after validation: `offer` is None when any row has a problem."""
@@ -310,8 +301,8 @@ class Prepared:
     key: str
     rows: list[SourceRow]
     offer: Offer | None = None
-    problems: list[Problem] = field(default_factory=list)
-    body: dict[str, Any] | None = None  # the payload, built as the offer is prepared (engine.with_payloads)
+    problems: list[RowError] = field(default_factory=list)
+    body: dict[str, Any] | None = None  # the payload, built as the offer is prepared (source.with_payloads)
     data: bytes | None = None  # and its JSON bytes
 
     @property
@@ -319,7 +310,7 @@ class Prepared:
         return self.offer.name if self.offer else ""
 
 
-def _problems(exc: ValidationError, row: int, cmap: ColumnMap) -> list[Problem]:
+def _problems(exc: ValidationError, row: int, cmap: ColumnMap) -> list[RowError]:
     out = []
     for err in exc.errors(include_url=False):
         loc = str(err["loc"][0]) if err["loc"] else ""
@@ -329,7 +320,7 @@ def _problems(exc: ValidationError, row: int, cmap: ColumnMap) -> list[Problem]:
             msg = msg.replace("start_date", cmap.column("start_date"))
         if err["type"] == "missing":
             msg = "is missing"
-        out.append(Problem(row, cmap.column(loc) if loc else "row", msg))
+        out.append(RowError(row, cmap.column(loc) if loc else "row", msg))
     return out
 
 
@@ -357,7 +348,7 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
         if row is not first:
             for f, value in cmap.values(row, OFFER_FIELDS).items():
                 if value and value != first_values[f]:
-                    prepared.problems.append(Problem(row.number, cmap.column(f),
+                    prepared.problems.append(RowError(row.number, cmap.column(f),
                                                      f"{value!r} differs from row {first.number}'s "
                                                      f"{first_values[f]!r} for the same offer {key!r}; "
                                                      "leave it empty or make them equal"))
@@ -373,7 +364,7 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
     representations = tuple(Representation(ch, pl, tuple(comps)) for (ch, pl), comps in reps.items())
     size = sum(c.content_bytes for r in representations for c in r.components)
     if size > MAX_CONTENT_BYTES:
-        prepared.problems.append(Problem(first.number, cmap.column("content"),
+        prepared.problems.append(RowError(first.number, cmap.column("content"),
                                          f"the offer's content and URLs add up to {size} bytes; Adobe's guardrail "
                                          f"is {MAX_CONTENT_BYTES} bytes per offer across all placements"))
         return prepared

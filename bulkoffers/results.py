@@ -10,7 +10,6 @@ import os
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -18,6 +17,7 @@ from typing import IO, Any, Literal
 import orjson
 
 from .errors import ConfigError
+from .redact import Redactor
 
 Outcome = Literal["created", "failed", "invalid", "skipped"]
 RESULT_COLUMNS = ("row", "offer_key", "name", "outcome", "id", "at_id", "http_status", "attempts", "error",
@@ -58,19 +58,6 @@ class RowResult:
         return [str(self.row), self.offer_key, self.name, self.outcome, self.id, self.at_id,
                 "" if self.http_status is None else str(self.http_status), str(self.attempts), self.error,
                 str(self.elapsed_ms)]
-
-
-class Redactor:
-    """Replaces secret values wherever text leaves the process."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
 
 
 def check_writable(*paths: Path, force: bool) -> None:
@@ -146,14 +133,14 @@ class _SortedCsv:
 
 
 class ResultsWriter:
-    def __init__(self, results: Path, failures: Path, source_headers: list[str], redact: Redactor = Redactor()) -> None:
+    def __init__(self, results: Path, failures: Path, source_headers: list[str], redact: Redactor | None = None) -> None:
         self.results_path, self.failures_path = results, failures
         self._headers = list(source_headers)
         # A failures.csv fed back in already has these columns: reuse them instead of adding twins.
         fail_header = list(self._headers)
         self._row_col = _column(fail_header, SOURCE_ROW)
         self._error_col = _column(fail_header, "error")
-        self._redact = redact
+        self._redact = redact or Redactor()
         self._fail_header = fail_header
         self._results = _SortedCsv(results, list(RESULT_COLUMNS))
         self._failures = _SortedCsv(failures, fail_header)
@@ -215,9 +202,9 @@ class Journal:
     up instead of sending them again. A torn last line is ignored by `load_journal`. Only ids, names
     and outcomes go in, never credentials (error texts are redacted all the same)."""
 
-    def __init__(self, path: Path, redact: Redactor = Redactor()) -> None:
+    def __init__(self, path: Path, redact: Redactor | None = None) -> None:
         self.path = path
-        self._redact = redact
+        self._redact = redact or Redactor()
         self._fh: IO[bytes] = path.open("ab")  # orjson writes UTF-8 bytes
 
     def _write(self, entry: dict[str, Any], flush: bool) -> None:
@@ -314,9 +301,9 @@ ROLLBACK_COLUMNS = ("row", "name", "id", "at_id", "outcome", "http_status", "att
 class RollbackWriter:
     """The rollback's own CSV: one line per created row of the run, in row order at the end."""
 
-    def __init__(self, path: Path, redact: Redactor = Redactor()) -> None:
+    def __init__(self, path: Path, redact: Redactor | None = None) -> None:
         self._csv = _SortedCsv(path, list(ROLLBACK_COLUMNS))
-        self._redact = redact
+        self._redact = redact or Redactor()
 
     def write(self, row: int, name: str, offer_id: str, at_id: str, outcome: str, status: int | None,
               attempts: int, error: str) -> None:

@@ -13,8 +13,9 @@ from .client import OfferLibrary
 from .config import Credentials, RateLimit, RetryPolicy, Target
 from .errors import FatalApiError
 from .ratelimit import RateLimiter
-from .results import Redactor, RollbackWriter, RowResult
-from .retry import Answer, Verdict, backoff, classify, excerpt, parse_retry_after
+from .redact import Redactor
+from .results import RollbackWriter, RowResult
+from .answers import Answer, Verdict, backoff, classify, excerpt, parse_retry_after
 
 
 @dataclass

@@ -9,7 +9,7 @@ import anyio
 from .client import OfferLibrary
 from .config import Credentials, Target
 from .errors import FatalApiError
-from .retry import Verdict, auth_hint, classify, excerpt
+from .answers import Verdict, auth_hint, classify, excerpt
 
 
 @dataclass

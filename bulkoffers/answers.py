@@ -1,4 +1,5 @@
-"""What to do with an answer: pure classification and backoff, tested as tables."""
+"""What an answer means: pure classification (retry, refresh, fatal, row), backoff and Retry-After,
+readable excerpts. Tested as tables. The attempt loop that acts on it is in sender.py."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from bulkoffers.config import RetryPolicy
-from bulkoffers.retry import Answer, Verdict, backoff, classify, excerpt, parse_retry_after
+from bulkoffers.answers import Answer, Verdict, backoff, classify, excerpt, parse_retry_after
 
 
 @pytest.mark.parametrize("answer,verdict", [
