@@ -13,7 +13,7 @@ import click
 
 from . import __version__
 from .config import (DEFAULT_SCOPES, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
-                     MappingSpec, RateLimit, ReadOptions, RetryPolicy, Target, load_mapping)
+                     RateLimit, ReadOptions, RetryPolicy, Target, load_mapping)
 from .errors import BulkOffersError, ConfigError, FatalApiError, InputError
 from .redact import Redactor
 
@@ -298,17 +298,6 @@ def import_cmd(file: Path, **opts: Any) -> None:
     run_guarded(lambda: _import(file, opts))
 
 
-def latest_results(file: Path) -> Path:
-    from .results import journal_path
-
-    runs = sorted((p for p in file.parent.glob(f"{file.stem}.*.results.csv") if journal_path(p).exists()),
-                  key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise ConfigError(f"no earlier run of {file} to resume (no {file.stem}.*.results.csv with a journal)",
-                          hint="name it with --results, or run without --resume")
-    return runs[-1]
-
-
 def _import(file: Path, opts: dict[str, Any]) -> int:
     if opts["dry_run"]:
         return _validate(file, opts["api"], opts["sheet"], opts["delimiter"], opts["mapping_path"],
@@ -317,6 +306,8 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
         if opts["emulator"]:
             raise ConfigError("--resume cannot use --emulator: the in-process emulator forgot the run",
                               hint="rehearse resumes against `bulkoffers emulator --db state.sqlite`")
+        from .runrecord import latest_results
+
         results = opts["results_path"] or latest_results(file)
         return _continue(results, opts, redo_failed=False, override_input=file)
     read, mapping = _read(opts["sheet"], opts["delimiter"]), load_mapping(opts["mapping_path"])
@@ -353,32 +344,18 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
 def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_input: Path | None = None,
               fixed: Path | None = None) -> int:
     """resume / retry: the journal says what the run was; flags only say how to send."""
-    from .config import Api
-    engine = load_engine()
-    check_input_unchanged, import_file = engine.check_input_unchanged, engine.import_file
+    import_file = load_engine().import_file
     from .progress import TqdmProgress
-    from .results import journal_path, load_journal
+    from .runrecord import continued_config, journal_path, load_journal
 
     state = load_journal(journal_path(results))
-    h = state.header
-    source = Path(h["input"])
+    source = Path(state.header["input"])
     if override_input is not None and override_input.resolve() != source:
         raise ConfigError(f"{results} is a run of {source}, not of {override_input}")
-    if fixed is None:
-        check_input_unchanged(state, source, opts.get("force", False))
-    api: Api = h["api"]
-    failures = Path(h["failures"])
-    if fixed is not None and fixed.resolve() == failures.resolve():
-        failures = default_output(fixed, "failures")  # never write over the file being read
-    cfg = ImportConfig(
-        input=fixed or source, results=Path(h["results"]), failures=failures,
-        target=Target(api=api, base_url=opts.get("base_url") or h["base_url"],
-                      ims_url=opts.get("ims_url") or h["ims_url"], container_id=h.get("container_id")),
-        credentials=make_credentials(opts, h["sandbox"], h.get("org_id")),
-        read=ReadOptions(sheet=h.get("sheet") if fixed is None else None, delimiter=h.get("delimiter")
-                         if fixed is None else None),
-        mapping=MappingSpec(tuple(map(tuple, h["mapping"]["columns"])), tuple(map(tuple, h["mapping"]["defaults"]))),
-        default_status=h["default_status"], skip_existing=opts.get("skip_existing", False), **send_settings(opts))
+    creds = make_credentials(opts, state.header["sandbox"], state.header.get("org_id"))
+    cfg = continued_config(state, creds, fixed=fixed, base_url=opts.get("base_url"), ims_url=opts.get("ims_url"),
+                           force=opts.get("force", False), skip_existing=opts.get("skip_existing", False),
+                           **send_settings(opts))
     already = sum(1 for e in state.done.values() if e["outcome"] == "created")
     click.echo(f"continuing the run of {source}: {already} rows created before, {len(state.in_flight)} in doubt "
                "(looked up before sending)", err=True)
@@ -439,7 +416,7 @@ def rollback_cmd(results: Path, yes: bool, out: Path | None, force: bool, **opts
 
 
 def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dict[str, Any]) -> int:
-    from .results import journal_path, load_journal
+    from .runrecord import journal_path, load_journal
     from .undo import rollback
 
     state = load_journal(journal_path(results))

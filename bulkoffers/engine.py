@@ -13,7 +13,6 @@ import random
 import signal
 import time
 import gc
-import hashlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,8 +31,8 @@ from .payloads import matches, payload
 from .ratelimit import RateLimiter
 from .reader import SourceRow, Table
 from .redact import Redactor
-from .results import (NOT_ATTEMPTED, SOURCE_ROW, Journal, JournalState, PayloadWriter, ResultsWriter,
-                      RowResult, check_writable, journal_path)
+from .results import NOT_ATTEMPTED, SOURCE_ROW, PayloadWriter, ResultsWriter, RowResult, check_writable
+from .runrecord import Journal, JournalState, check_input, journal_path, run_header
 from .answers import Answer, Verdict, auth_hint, backoff, classify, excerpt, parse_retry_after, receipt_ids
 
 if TYPE_CHECKING:  # aiohttp loads with the client when a run starts: validate and dry runs never need it
@@ -84,7 +83,6 @@ class Loaded:
     ctx: Context
     warnings: list[str]
     renumber: bool = False
-    input_sha256: str = ""
 
     def rows(self, chunk_rows: int | None = None) -> Iterator[SourceRow]:
         return rows_of(self.table, self.renumber, chunk_rows)
@@ -238,9 +236,10 @@ class Importer:
             if out.exists() and out.resolve() == cfg.input.resolve():
                 raise ConfigError(f"{out} is the input file; writing results there would destroy it",
                                   hint="choose another --results/--failures path")
+        # Pass 1 reads the whole input (grouping plan) and hashes it on the way: the run record's identity.
         self.loaded = loaded = await anyio.to_thread.run_sync(load, cfg, self.renumber)
-        # Reading the whole input to hash it belongs off the event loop too.
-        loaded.input_sha256 = await anyio.to_thread.run_sync(file_sha256, cfg.input)
+        if self.prior is not None and not self.renumber:
+            check_input(self.prior, loaded.table.digest, cfg.force)
         # A continued run rewrites its own results from the journal; a new one never overwrites.
         check_writable(cfg.results, cfg.failures, force=cfg.force or self.prior is not None)
         if self.prior is None:
@@ -264,8 +263,9 @@ class Importer:
             if self.prior is None:
                 journal_path(cfg.results).unlink(missing_ok=True)  # --force: a new run, a new journal
             self.journal = Journal(journal_path(cfg.results), redact)
-            self.journal.start(run_header(cfg, lib.container_id, self.prior, self.redo_failed,
-                                          loaded.input_sha256, loaded.table.headers))
+            mode = "retry" if self.redo_failed else "resume" if self.prior else "import"
+            self.journal.start(run_header(cfg, lib.container_id, mode, loaded.table.digest or "",
+                                          loaded.table.headers if self.prior is None else None))
             headers = loaded.table.headers
             if self.prior is not None and self.prior.header.get("headers") and self.renumber:
                 headers = list(self.prior.header["headers"])
@@ -573,41 +573,6 @@ def with_payloads(items: Iterator[Prepared], api: Api) -> Iterator[Prepared]:
             prepared.body = payload(prepared.offer, api)
             prepared.data = orjson.dumps(prepared.body)
         yield prepared
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def run_header(cfg: ImportConfig, container_id: str | None, prior: JournalState | None, redo_failed: bool,
-               input_sha256: str, headers: list[str]) -> dict[str, Any]:
-    """What a later resume, retry or rollback needs to know about this run. No credentials."""
-    header: dict[str, Any] = {
-        "mode": "retry" if redo_failed else "resume" if prior else "import",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "input": str(cfg.input.resolve()), "input_sha256": input_sha256,
-        "results": str(cfg.results.resolve()), "failures": str(cfg.failures.resolve()),
-        "api": cfg.target.api, "base_url": cfg.target.base_url, "ims_url": cfg.target.ims_url,
-        "container_id": container_id, "sandbox": cfg.credentials.sandbox, "org_id": cfg.credentials.org_id,
-        "sheet": cfg.read.sheet, "delimiter": cfg.read.delimiter, "default_status": cfg.default_status,
-        "mapping": {"columns": list(map(list, cfg.mapping.columns)), "defaults": list(map(list, cfg.mapping.defaults))},
-    }
-    if prior is None:
-        header["headers"] = headers
-    return header
-
-
-def check_input_unchanged(prior: JournalState, path: Path, force: bool) -> None:
-    """A resume on a changed input could skip or double rows: refuse unless forced."""
-    if not path.exists():
-        raise ConfigError(f"the run's input {path} is gone", hint="put it back where it was")
-    if file_sha256(path) != prior.header.get("input_sha256") and not force:
-        raise ConfigError(f"{path} changed since the run started (its SHA-256 differs)",
-                          hint="restore the original, or pass --force if rows were only appended or fixed")
 
 
 class LookupFailed(Exception):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
+import io
 import math
 import re
 from collections.abc import Iterator
@@ -86,12 +88,37 @@ def excel_text(value: Any) -> str:
     return str(value)
 
 
+class _Hashing(io.RawIOBase):
+    """A binary file that hashes what is read through it, so the pass that reads the input anyway
+    also gives its SHA-256 (the run record's input identity) without a read of its own."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._fh = path.open("rb")
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._fh.readinto(buffer)
+        if n:
+            self.sha256.update(memoryview(buffer)[:n])
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
 class Table:
-    """A readable spreadsheet: `headers`, and `rows()` which may be iterated more than once."""
+    """A readable spreadsheet: `headers`, and `rows()` which may be iterated more than once.
+    `digest` is the file's SHA-256, known once one pass has read the whole file."""
 
     def __init__(self, path: Path, options: ReadOptions = ReadOptions()) -> None:
         self.path, self.options = path, options
         self._sheet: Any = None  # an Excel sheet, once read
+        self.digest: str | None = None
         suffix = path.suffix.lower()
         if not path.exists():
             raise InputError(f"{path}: no such file")
@@ -127,12 +154,12 @@ class Table:
             raise InputError(f"{self.path}: no header row found", hint="the first row must name the columns")
         return headers
 
-    def _csv_reader(self, **kwargs: Any) -> Any:
+    def _csv_reader(self, source: Any = None, **kwargs: Any) -> Any:
         import pandas as pd
 
         try:
             return pd.read_csv(
-                self.path, sep=self.delimiter, dtype=str, keep_default_na=False, na_filter=False,
+                source or self.path, sep=self.delimiter, dtype=str, keep_default_na=False, na_filter=False,
                 encoding=self.encoding, skip_blank_lines=False, engine="c", **kwargs,
             )
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
@@ -143,8 +170,13 @@ class Table:
         import pandas as pd
 
         sheet = self.options.sheet if self.options.sheet is not None else 0
+        source: Any = self.path
+        if not kwargs:  # the whole sheet: read the bytes once, for pandas and for the digest
+            data = self.path.read_bytes()
+            self.digest = hashlib.sha256(data).hexdigest()
+            source = io.BytesIO(data)
         try:
-            return pd.read_excel(self.path, sheet_name=sheet, dtype=object, engine=self.engine,  # type: ignore[call-overload]
+            return pd.read_excel(source, sheet_name=sheet, dtype=object, engine=self.engine,  # type: ignore[call-overload]
                                  keep_default_na=False, na_filter=False, **kwargs)
         except ValueError as exc:
             msg = str(exc)
@@ -165,7 +197,9 @@ class Table:
         if self.kind == "csv":
             import pandas as pd
 
-            reader = self._csv_reader(chunksize=chunk_rows or self.options.chunk_rows)
+            hashing = _Hashing(self.path) if self.digest is None else None
+            source = io.BufferedReader(hashing, 1 << 16) if hashing is not None else None
+            reader = self._csv_reader(source, chunksize=chunk_rows or self.options.chunk_rows)
             try:
                 for chunk in reader:
                     # A plain list of lists iterates far faster than pandas' own row accessors.
@@ -185,6 +219,10 @@ class Table:
                                       "and run again") from exc
             finally:
                 reader.close()
+                if source is not None:
+                    source.close()
+            if hashing is not None:  # read to the end: the digest covers the whole file
+                self.digest = hashing.sha256.hexdigest()
             return
         if self._sheet is None:
             self._sheet = self._excel_frame()

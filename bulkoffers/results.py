@@ -1,5 +1,5 @@
 """The results CSV (one line per input row) and failures CSV (original columns + error, ready to feed
-back to `import`). The only writer of output files. Lines are flushed as rows finish; when the run
+back to `import`), the rollback report and payload dumps. The journal is in runrecord.py. Lines are flushed as rows finish; when the run
 ends both files are rewritten in input-row order."""
 
 from __future__ import annotations
@@ -183,116 +183,6 @@ class PayloadWriter:
 
     def close(self) -> None:
         self._fh.close()
-
-
-# ---- the journal ------------------------------------------------------------------------------------
-
-JOURNAL_VERSION = 1
-
-
-def journal_path(results: Path) -> Path:
-    return results.with_name(results.name + ".journal")
-
-
-class Journal:
-    """Write-ahead log beside the results: `send` before every POST, `done` after every row's outcome.
-    One JSON line per event. A `send` line is flushed to the OS before its POSTs go out, taking every
-    earlier line with it; `done` lines wait for the next flush. So `kill -9` at any instant loses at
-    most some `done` lines of rows already sent, and those rows count as in doubt: resume looks them
-    up instead of sending them again. A torn last line is ignored by `load_journal`. Only ids, names
-    and outcomes go in, never credentials (error texts are redacted all the same)."""
-
-    def __init__(self, path: Path, redact: Redactor | None = None) -> None:
-        self.path = path
-        self._redact = redact or Redactor()
-        self._fh: IO[bytes] = path.open("ab")  # orjson writes UTF-8 bytes
-
-    def _write(self, entry: dict[str, Any], flush: bool) -> None:
-        self._fh.write(orjson.dumps(entry) + b"\n")
-        if flush:
-            self._fh.flush()
-
-    def start(self, header: dict[str, Any]) -> None:
-        self._write({"type": "run", "version": JOURNAL_VERSION, **header}, flush=True)
-
-    def sending(self, rows: list[int], attempt: int, name: str | None = None) -> None:
-        """Rows about to be sent. First attempts are announced a slice at a time, as the engine hands
-        the slice to the workers (one flush per slice, not one per POST); a kill then leaves at most
-        the rows announced and not finished in doubt, and resume looks those up before sending them."""
-        entry: dict[str, Any] = {"type": "send", "rows": rows, "attempt": attempt}
-        if name is not None:
-            entry["name"] = name
-        self._write(entry, flush=True)
-
-    def done(self, result: RowResult, in_doubt: bool = False) -> None:
-        entry: dict[str, Any] = {"type": "done", "row": result.row, "offer_key": result.offer_key,
-                                 "name": result.name, "outcome": result.outcome, "id": result.id,
-                                 "at_id": result.at_id, "http_status": result.http_status,
-                                 "attempts": result.attempts, "error": self._redact(result.error),
-                                 "elapsed_ms": result.elapsed_ms}
-        if in_doubt:
-            entry["in_doubt"] = True
-        if result.needs_rerun:
-            entry["cells"] = result.cells  # so retry and the failures file need no second read of the input
-        self._write(entry, flush=False)
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-@dataclass
-class JournalState:
-    """What a journal says about an earlier run."""
-
-    header: dict[str, Any]
-    done: dict[int, dict[str, Any]]  # row → its last `done` entry
-    in_flight: set[int]  # rows sent whose outcome was never written: the answer may have been lost
-
-    def result(self, row: int) -> RowResult:
-        e = self.done[row]
-        return RowResult(row, e["offer_key"], e["name"], e["outcome"], e["id"], e["at_id"], e["http_status"],
-                         e["attempts"], e["error"], e["elapsed_ms"], cells=e.get("cells") or {})
-
-    def in_doubt(self, row: int) -> bool:
-        return row in self.in_flight or bool(self.done.get(row, {}).get("in_doubt"))
-
-    @property
-    def created(self) -> list[RowResult]:
-        return [self.result(r) for r, e in sorted(self.done.items()) if e["outcome"] == "created"]
-
-
-def load_journal(path: Path) -> JournalState:
-    if not path.exists():
-        raise ConfigError(f"{path} not found: no journal for these results",
-                          hint="resume, retry and rollback need the .journal file written beside the results")
-    header: dict[str, Any] | None = None
-    done: dict[int, dict[str, Any]] = {}
-    sent: set[int] = set()
-    with path.open("rb") as fh:
-        for line in fh:
-            try:
-                entry = orjson.loads(line)
-            except ValueError:
-                continue  # the line a kill interrupted
-            kind = entry.get("type")
-            if kind == "run":
-                header = header or entry  # the first run defines input and settings
-            elif kind == "send":
-                for row in entry["rows"]:
-                    sent.add(row)
-                    if done.get(row, {}).get("outcome") != "created":
-                        done.pop(row, None)  # sent again (retry): in doubt until its new outcome
-            elif kind == "done":
-                done[int(entry["row"])] = entry
-                sent.discard(int(entry["row"]))
-    if header is None:
-        raise ConfigError(f"{path} is not a bulkoffers journal (no run header)")
-    if header.get("version") != JOURNAL_VERSION:
-        raise ConfigError(f"{path} was written by another bulkoffers version ({header.get('version')})")
-    return JournalState(header, done, sent)
 
 
 ROLLBACK_COLUMNS = ("row", "name", "id", "at_id", "outcome", "http_status", "attempts", "error")

@@ -15,7 +15,8 @@ import pytest
 from bulkoffers.emulator import EmulatorConfig, EmulatorServer, Faults
 from bulkoffers.engine import Feed
 from bulkoffers.offers import Prepared
-from bulkoffers.results import Journal, RowResult, _SortedCsv, load_journal
+from bulkoffers.results import RowResult, _SortedCsv
+from bulkoffers.runrecord import Journal, load_journal
 
 from .conftest import ROOT, cli_env, emulator_args
 from .test_import import write_offers

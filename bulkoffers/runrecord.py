@@ -1,0 +1,190 @@
+"""The record of a run, in one place: the journal written beside the results (a write-ahead log of
+every send and every outcome), its header (what the run was: input and the input's SHA-256, target,
+settings; never credentials), and what resume, retry and rollback read back from it, including the
+`ImportConfig` a continued run uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from .config import Api, Credentials, ImportConfig, MappingSpec, ReadOptions, Target
+from .errors import ConfigError
+from .redact import Redactor
+from .results import RowResult
+
+JOURNAL_VERSION = 1
+
+
+def journal_path(results: Path) -> Path:
+    return results.with_name(results.name + ".journal")
+
+
+class Journal:
+    """Write-ahead log beside the results: `send` before every POST, `done` after every row's outcome.
+    One JSON line per event. A `send` line is flushed to the OS before its POSTs go out, taking every
+    earlier line with it; `done` lines wait for the next flush. So `kill -9` at any instant loses at
+    most some `done` lines of rows already sent, and those rows count as in doubt: resume looks them
+    up instead of sending them again. A torn last line is ignored by `load_journal`. Only ids, names
+    and outcomes go in, never credentials (error texts are redacted all the same)."""
+
+    def __init__(self, path: Path, redact: Redactor | None = None) -> None:
+        self.path = path
+        self._redact = redact or Redactor()
+        self._fh: IO[bytes] = path.open("ab")  # orjson writes UTF-8 bytes
+
+    def _write(self, entry: dict[str, Any], flush: bool) -> None:
+        self._fh.write(orjson.dumps(entry) + b"\n")
+        if flush:
+            self._fh.flush()
+
+    def start(self, header: dict[str, Any]) -> None:
+        self._write({"type": "run", "version": JOURNAL_VERSION, **header}, flush=True)
+
+    def sending(self, rows: list[int], attempt: int, name: str | None = None) -> None:
+        """Rows about to be sent. First attempts are announced a slice at a time, as the engine hands
+        the slice to the workers (one flush per slice, not one per POST); a kill then leaves at most
+        the rows announced and not finished in doubt, and resume looks those up before sending them."""
+        entry: dict[str, Any] = {"type": "send", "rows": rows, "attempt": attempt}
+        if name is not None:
+            entry["name"] = name
+        self._write(entry, flush=True)
+
+    def done(self, result: RowResult, in_doubt: bool = False) -> None:
+        entry: dict[str, Any] = {"type": "done", "row": result.row, "offer_key": result.offer_key,
+                                 "name": result.name, "outcome": result.outcome, "id": result.id,
+                                 "at_id": result.at_id, "http_status": result.http_status,
+                                 "attempts": result.attempts, "error": self._redact(result.error),
+                                 "elapsed_ms": result.elapsed_ms}
+        if in_doubt:
+            entry["in_doubt"] = True
+        if result.needs_rerun:
+            entry["cells"] = result.cells  # so retry and the failures file need no second read of the input
+        self._write(entry, flush=False)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+@dataclass
+class JournalState:
+    """What a journal says about an earlier run: its header, each row's last outcome, the rows in doubt."""
+
+    header: dict[str, Any]
+    done: dict[int, dict[str, Any]]  # row → its last `done` entry
+    in_flight: set[int]  # rows sent whose outcome was never written: the answer may have been lost
+
+    def result(self, row: int) -> RowResult:
+        e = self.done[row]
+        return RowResult(row, e["offer_key"], e["name"], e["outcome"], e["id"], e["at_id"], e["http_status"],
+                         e["attempts"], e["error"], e["elapsed_ms"], cells=e.get("cells") or {})
+
+    def in_doubt(self, row: int) -> bool:
+        return row in self.in_flight or bool(self.done.get(row, {}).get("in_doubt"))
+
+    @property
+    def created(self) -> list[RowResult]:
+        return [self.result(r) for r, e in sorted(self.done.items()) if e["outcome"] == "created"]
+
+
+def load_journal(path: Path) -> JournalState:
+    if not path.exists():
+        raise ConfigError(f"{path} not found: no journal for these results",
+                          hint="resume, retry and rollback need the .journal file written beside the results")
+    header: dict[str, Any] | None = None
+    done: dict[int, dict[str, Any]] = {}
+    sent: set[int] = set()
+    with path.open("rb") as fh:
+        for line in fh:
+            try:
+                entry = orjson.loads(line)
+            except ValueError:
+                continue  # the line a kill interrupted
+            kind = entry.get("type")
+            if kind == "run":
+                header = header or entry  # the first run defines input and settings
+            elif kind == "send":
+                for row in entry["rows"]:
+                    sent.add(row)
+                    if done.get(row, {}).get("outcome") != "created":
+                        done.pop(row, None)  # sent again (retry): in doubt until its new outcome
+            elif kind == "done":
+                done[int(entry["row"])] = entry
+                sent.discard(int(entry["row"]))
+    if header is None:
+        raise ConfigError(f"{path} is not a bulkoffers journal (no run header)")
+    if header.get("version") != JOURNAL_VERSION:
+        raise ConfigError(f"{path} was written by another bulkoffers version ({header.get('version')})")
+    return JournalState(header, done, sent)
+
+
+
+
+def run_header(cfg: ImportConfig, container_id: str | None, mode: str, input_sha256: str,
+               headers: list[str] | None) -> dict[str, Any]:
+    """What a later resume, retry or rollback needs to know about this run. No credentials.
+    `headers` are the input's columns, written by the first run only (a retry --from reads a
+    failures file whose columns differ)."""
+    header: dict[str, Any] = {
+        "mode": mode, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "input": str(cfg.input.resolve()), "input_sha256": input_sha256,
+        "results": str(cfg.results.resolve()), "failures": str(cfg.failures.resolve()),
+        "api": cfg.target.api, "base_url": cfg.target.base_url, "ims_url": cfg.target.ims_url,
+        "container_id": container_id, "sandbox": cfg.credentials.sandbox, "org_id": cfg.credentials.org_id,
+        "sheet": cfg.read.sheet, "delimiter": cfg.read.delimiter, "default_status": cfg.default_status,
+        "mapping": {"columns": list(map(list, cfg.mapping.columns)), "defaults": list(map(list, cfg.mapping.defaults))},
+    }
+    if headers is not None:
+        header["headers"] = headers
+    return header
+
+
+def check_input(state: JournalState, digest: str | None, force: bool) -> None:
+    """A resume on a changed input could skip or double rows: refuse unless forced. `digest` comes from
+    the pass that read the input anyway (reader.Table.digest)."""
+    if digest != state.header.get("input_sha256") and not force:
+        raise ConfigError(f"{state.header['input']} changed since the run started (its SHA-256 differs)",
+                          hint="restore the original, or pass --force if rows were only appended or fixed")
+
+
+def continued_config(state: JournalState, credentials: Credentials, *, fixed: Path | None = None,
+                     base_url: str | None = None, ims_url: str | None = None, **overrides: Any) -> ImportConfig:
+    """The ImportConfig of a run that continues `state` (resume, retry): input, sandbox, API, reading
+    and mapping as the run had them; credentials and `overrides` (how to send: rate, retry,
+    concurrency, force, ...) from the command line. `fixed` is a failures file to read instead of the
+    input (retry --from); its rows carry their row in the original input."""
+    h = state.header
+    source = Path(h["input"])
+    if fixed is None and not source.exists():
+        raise ConfigError(f"the run's input {source} is gone", hint="put it back where it was")
+    failures = Path(h["failures"])
+    if fixed is not None and fixed.resolve() == failures.resolve():
+        failures = fixed.with_name(f"{fixed.stem}.{time.strftime('%Y%m%d-%H%M%S')}.failures.csv")
+    api: Api = h["api"]
+    return ImportConfig(
+        input=fixed or source, results=Path(h["results"]), failures=failures,
+        target=Target(api=api, base_url=base_url or h["base_url"], ims_url=ims_url or h["ims_url"],
+                      container_id=h.get("container_id")),
+        credentials=dataclasses.replace(credentials, sandbox=h["sandbox"]),
+        read=ReadOptions() if fixed is not None else ReadOptions(sheet=h.get("sheet"), delimiter=h.get("delimiter")),
+        mapping=MappingSpec(tuple(map(tuple, h["mapping"]["columns"])), tuple(map(tuple, h["mapping"]["defaults"]))),
+        default_status=h["default_status"], **overrides)
+
+
+def latest_results(input_path: Path) -> Path:
+    """`import FILE --resume`: the newest results file of FILE that has a journal beside it."""
+    runs = sorted((p for p in input_path.parent.glob(f"{input_path.stem}.*.results.csv") if journal_path(p).exists()),
+                  key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise ConfigError(f"no earlier run of {input_path} to resume (no {input_path.stem}.*.results.csv with "
+                          "a journal)", hint="name it with --results, or run without --resume")
+    return runs[-1]
