@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .config import (DEFAULT_SCOPES, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
+from .config import (DEFAULT_SCOPES, ApiConfig, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
                      RateLimit, ReadOptions, RetryPolicy, Target, load_mapping)
 from .errors import BulkOffersError, ConfigError, FatalApiError, InputError
 from .redact import Redactor
@@ -437,8 +437,7 @@ def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dic
     target = Target(api=h["api"], base_url=opts.get("base_url") or h["base_url"],
                     ims_url=opts.get("ims_url") or h["ims_url"], container_id=h.get("container_id"))
     creds = make_credentials(opts, h["sandbox"], h.get("org_id"))
-    settings = send_settings(opts)
-    summary = rollback(created, target, creds, settings["rate"], settings["retry"], settings["concurrency"], out)
+    summary = rollback(created, ApiConfig(target, creds, **send_settings(opts)), out)
     click.echo(f"{summary.offers} offers: {summary.deleted} deleted, {summary.gone} already gone, "
                f"{summary.failed} failed; details: {out}", err=True)
     return EXIT_OK if summary.failed == 0 else EXIT_ROWS_FAILED
@@ -468,7 +467,7 @@ def check_auth_cmd(**opts: Any) -> None:
         creds = make_credentials(opts, resolved=resolved)
         target = Target(api=opts["api"], base_url=opts["base_url"], ims_url=opts["ims_url"],
                         container_id=opts["container_id"])
-        result = check_auth(target, creds)
+        result = check_auth(ApiConfig(target, creds))
         click.echo(f"token: ok, from {result.token_source}")
         if result.container_id:
             click.echo(f"xcore container: {result.container_id}")

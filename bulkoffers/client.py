@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -19,7 +20,7 @@ import orjson
 
 from . import __version__
 from .auth import TokenSource
-from .config import Credentials, Target
+from .config import ApiConfig, Credentials, Target
 from .errors import ConfigError, FatalApiError
 from .payloads import offer_name
 from .answers import Answer
@@ -166,24 +167,15 @@ class OfferLibrary:
                                     params=[("offer-type", "fallback")])
         return await self._send("DELETE", f"/data/core/xcore/{self.container_id}/instances/{quote(offer_id, safe='')}")
 
-    async def find_by_name(self, name: str) -> tuple[Answer, list[Found]]:
-        """Offers with exactly this name (one page; names repeat rarely). The Answer tells whether the
-        lookup itself worked."""
-        answer, found = await self._list_page(name=name, limit=50)
-        return answer, found
+    async def find_by_name(self, name: str, limit: int = 50) -> Answer:
+        """The first page of offers with this name; `parse_list` reads it (names repeat rarely)."""
+        return await self.list_page(name=name, limit=limit)
 
-    async def list_all(self, page_size: int = 100) -> AsyncGenerator[tuple[Answer, list[Found]], None]:
-        """Every fallback offer of the sandbox, page by page, following the next links."""
-        answer, found = await self._list_page(limit=page_size)
-        yield answer, found
-        while answer.status == 200 and (nxt := _next_href(answer.body)):
-            answer = await self._send("GET", nxt, headers=self._list_headers())
-            yield answer, self._parse_list(answer.body)
-
-    def _list_headers(self) -> dict[str, str]:
-        return {"Accept": "*,application/json" if self.target.api == "dps" else XCORE_SEARCH_ACCEPT}
-
-    async def _list_page(self, name: str | None = None, limit: int = 50) -> tuple[Answer, list[Found]]:
+    async def list_page(self, name: str | None = None, limit: int = 50, href: str | None = None) -> Answer:
+        """One page of fallback offers: the first (optionally filtered by name), or the one a next link
+        names."""
+        if href is not None:
+            return await self._send("GET", href, headers=self._list_headers())
         if self.target.api == "dps":
             params = [("offer-type", "fallback"), ("limit", str(limit))]
             if name is not None:
@@ -194,9 +186,14 @@ class OfferLibrary:
             if name is not None:
                 params.append(("property", f"_instance.xdm:name=={name}"))
             path = f"/data/core/xcore/{self.container_id}/queries/core/search"
-        answer = await self._send("GET", path, params=params, headers=self._list_headers())
-        found = [f for f in self._parse_list(answer.body) if name is None or f.name == name]
-        return answer, found
+        return await self._send("GET", path, params=params, headers=self._list_headers())
+
+    def _list_headers(self) -> dict[str, str]:
+        return {"Accept": "*,application/json" if self.target.api == "dps" else XCORE_SEARCH_ACCEPT}
+
+    def parse_list(self, body: Any) -> list[Found]:
+        """The offers of a list or search answer, in either flavor's shape."""
+        return self._parse_list(body)
 
     def _parse_list(self, body: Any) -> list[Found]:
         if not isinstance(body, dict):
@@ -212,12 +209,24 @@ class OfferLibrary:
         return out
 
 
-def _next_href(body: Any) -> str | None:
+def next_href(body: Any) -> str | None:
+    """The next page's link of a list or search answer, if there is one."""
     if not isinstance(body, dict):
         return None
     nxt = body.get("_links", {}).get("next")
     href = nxt.get("href") if isinstance(nxt, dict) else None
     return str(href) if href else None
+
+
+@asynccontextmanager
+async def open_library(api: ApiConfig, connections: int | None = None) -> AsyncIterator[OfferLibrary]:
+    """The prelude every networked command shares: one session, a token first (wrong credentials fail
+    before any row is touched) and, for xcore, the sandbox's container."""
+    async with OfferLibrary(api.target, api.credentials, api.retry.timeout, connections or api.workers) as lib:
+        await lib.tokens.get()
+        if api.target.api == "xcore":
+            await lib.resolve_container()
+        yield lib
 
 
 async def _read_body(resp: aiohttp.ClientResponse) -> Any:

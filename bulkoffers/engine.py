@@ -9,6 +9,7 @@ API error, an unreadable line) are swept into results as `skipped` / not attempt
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import signal
 import time
@@ -23,17 +24,18 @@ import anyio
 import orjson
 
 from .config import Api, ImportConfig
-from .errors import BulkOffersError, ConfigError, InputError
+from .errors import BulkOffersError, ConfigError, InputError, LookupFailed
 from .columns import ColumnMap, resolve_columns
 from .grouping import Plan, plan, prepare
 from .offers import MAX_PLACEMENTS, Context, Prepared
-from .payloads import matches, payload
+from .payloads import payload
 from .ratelimit import RateLimiter
+from .sender import Sender
 from .reader import SourceRow, Table
 from .redact import Redactor
 from .results import NOT_ATTEMPTED, SOURCE_ROW, PayloadWriter, ResultsWriter, RowResult, check_writable
 from .runrecord import Journal, JournalState, check_input, journal_path, run_header
-from .answers import Answer, Verdict, auth_hint, backoff, classify, excerpt, parse_retry_after, receipt_ids
+from .answers import auth_hint, receipt_ids
 
 if TYPE_CHECKING:  # aiohttp loads with the client when a run starts: validate and dry runs never need it
     from .client import Found, OfferLibrary
@@ -251,13 +253,10 @@ class Importer:
         # (without a gc.collect() first: it took 50 ms and found next to nothing).
         gc.freeze()
         redact = Redactor(cfg.credentials.secrets)
-        from .client import OfferLibrary
+        from .client import open_library
 
-        async with OfferLibrary(cfg.target, cfg.credentials, cfg.retry.timeout, cfg.workers) as lib:
-            # Fail fast on credentials and container before any row is touched.
-            await lib.tokens.get()
-            if cfg.target.api == "xcore":
-                await lib.resolve_container()
+        async with open_library(cfg.api_config) as lib:  # fails fast on credentials and container
+            self.sender = Sender(lib, self.limiter, cfg.retry, stopping=self.stop.is_set, rng=self._rng)
             if cfg.skip_existing:
                 await self._list_existing(lib)
             if self.prior is None:
@@ -278,7 +277,7 @@ class Importer:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._watch_signals)
                     tg.start_soon(self._flush_now_and_then)
-                    await self._pipeline(lib)
+                    await self._pipeline()
                     tg.cancel_scope.cancel()  # stops the signal watcher
             finally:
                 with anyio.CancelScope(shield=True):
@@ -310,13 +309,13 @@ class Importer:
         except (NotImplementedError, ValueError, RuntimeError):
             return  # not the main thread (tests, embedding): no signal handling
 
-    async def _pipeline(self, lib: OfferLibrary) -> None:
+    async def _pipeline(self) -> None:
         workers = self.cfg.workers
         feed = Feed(room_below=max(2 * SLICE, 2 * workers))  # offers waiting: a couple of slices
         with self._abort:
             async with anyio.create_task_group() as tg:
                 for _ in range(workers):
-                    tg.start_soon(self._worker, lib, feed)
+                    tg.start_soon(self._worker, feed)
                 try:
                     await self._produce(feed)
                 finally:
@@ -371,7 +370,7 @@ class Importer:
             await anyio.sleep(1.0)
             self.writer.flush()
 
-    async def _worker(self, lib: OfferLibrary, feed: Feed) -> None:
+    async def _worker(self, feed: Feed) -> None:
         assert self.loaded is not None
         cmap = self.loaded.cmap
         while (prepared := await feed.get()) is not None:
@@ -379,7 +378,7 @@ class Importer:
                 continue  # drained; the sweep records these
             started = time.monotonic()
             try:
-                outcome, kw = await self._send_offer(lib, prepared)
+                outcome, kw = await self._send_offer(prepared)
             except anyio.get_cancelled_exc_class():
                 if prepared.rows[0].number in self._in_flight:  # otherwise the sweep records it
                     self.record(_row_results(prepared, cmap, "failed", error=(
@@ -390,115 +389,87 @@ class Importer:
             in_doubt = kw.pop("in_doubt", False)
             self.record(_row_results(prepared, cmap, outcome, **kw), in_doubt=in_doubt)
 
-    async def _send_offer(self, lib: OfferLibrary, prepared: Prepared) -> tuple[str, dict[str, Any]]:
-        """Send one offer with retries. Returns (outcome, result fields)."""
+    async def _send_offer(self, prepared: Prepared) -> tuple[str, dict[str, Any]]:
+        """Send one offer with retries. Returns (outcome, result fields). Whenever the offer may exist
+        (an earlier run, or an answer lost in this one), it is looked up by name before any send."""
         assert prepared.offer is not None and prepared.body is not None  # with_payloads built it
-        policy = self.cfg.retry
-        body = prepared.body
-        deadline = time.monotonic() + policy.deadline
         rows = [r.number for r in prepared.rows]
-        # An earlier run may have sent it and lost the answer (or been killed): look before sending.
+        budget = self.sender.budget()
         in_doubt = self.prior is not None and any(self.prior.in_doubt(r) for r in rows)
-        attempts = 0
-        last: Answer | None = None
+
+        def announce(attempt: int) -> None:
+            if attempt > 1:  # the first attempt was announced with its slice (_produce)
+                assert self.journal is not None and prepared.offer is not None
+                self.journal.sending(rows, attempt, prepared.offer.name)  # before the POST: write-ahead
+            self._in_flight.add(rows[0])  # stays there if cancelled: the worker records it as in doubt
+
         while True:
             if in_doubt:
                 try:
-                    found = await self._reconcile(lib, body)
+                    found = await self.sender.find(prepared.body)
                 except LookupFailed as exc:
-                    return "failed", {"attempts": attempts, "http_status": None, "in_doubt": True, "error": (
+                    return "failed", {"attempts": budget.attempts, "http_status": None, "in_doubt": True, "error": (
                         f"the answer was lost and looking the offer up failed ({exc}): it may exist; "
                         "`bulkoffers retry` looks again before sending")}
                 if found is not None:
-                    return "created", {"id": found.id, "at_id": found.at_id, "attempts": attempts,
+                    return "created", {"id": found.id, "at_id": found.at_id, "attempts": budget.attempts,
                                        "http_status": None, "error": ""}
-            if self.stop.is_set() and not attempts:
-                return "skipped", {"error": NOT_ATTEMPTED + (self.stopped or "stopped")}
-            if self.stop.is_set():
-                return "failed", {"attempts": attempts, "http_status": last.status if last else None,
-                                  "in_doubt": in_doubt,
-                                  "error": f"{excerpt(last) if last else 'stopped'}; stopped before the next retry"}
-            sent_at = await self.limiter.acquire()
-            if self.stop.is_set():
-                continue  # stopped while waiting for the slot: decided above, nothing sent
-            attempts += 1
-            if attempts > 1:  # the first attempt was announced with its batch (_produce)
-                assert self.journal is not None
-                self.journal.sending(rows, attempts, prepared.offer.name)  # before the POST: write-ahead
-            self._in_flight.add(rows[0])  # stays there if cancelled: the worker records it as in doubt
-            last = answer = await lib.create(body, prepared.data)
+            tried = await self.sender.create(prepared.body, prepared.data, announce, budget)
             self._in_flight.discard(rows[0])
-            verdict = classify(answer)
-            if verdict is Verdict.OK:
-                self.limiter.reward()
-                offer_id, at_id = receipt_ids(answer.body)
-                return "created", {"id": offer_id, "at_id": at_id, "attempts": attempts,
-                                   "http_status": answer.status, "error": ""}
-            if verdict in (Verdict.FATAL, Verdict.REFRESH):
-                reason = excerpt(answer)
-                self.halt(f"the API refused the credentials: {reason} ({auth_hint(answer)})")
-                return "failed", {"attempts": attempts, "http_status": answer.status, "error": reason}
-            if verdict is Verdict.ROW and answer.status in (404, 405):
-                # No row makes the create endpoint vanish: the target itself is wrong; stop before every row fails.
-                where = "--container-id" if self.cfg.target.api == "xcore" else "--base-url"
-                self.halt(f"the create endpoint answered {excerpt(answer)}: check {where} and --sandbox")
-                return "failed", {"attempts": attempts, "http_status": answer.status, "error": excerpt(answer)}
-            if verdict is Verdict.ROW:
-                return "failed", {"attempts": attempts, "http_status": answer.status, "error": excerpt(answer)}
-            # RETRY
-            in_doubt = in_doubt or answer.in_doubt
-            server_wait = parse_retry_after(answer.retry_after)
-            wait = backoff(policy, attempts, server_wait, self._rng)
-            if answer.status == 429:
-                self.limiter.penalize(wait, sent_at)
-            if attempts >= policy.attempts or time.monotonic() + wait > deadline:
-                if in_doubt:
-                    try:
-                        found = await self._reconcile(lib, body)
-                    except LookupFailed:
-                        found = None
-                    if found is not None:
-                        return "created", {"id": found.id, "at_id": found.at_id, "attempts": attempts,
-                                           "http_status": None, "error": ""}
-                note = " (an answer was lost: the offer may exist)" if in_doubt else ""
-                return "failed", {"attempts": attempts, "http_status": answer.status, "in_doubt": in_doubt,
-                                  "error": f"{excerpt(answer)} after {attempts} attempts{note}"}
-            await anyio.sleep(wait)
-
-    async def _reconcile(self, lib: OfferLibrary, body: dict[str, Any]) -> Found | None:
-        """After a lost answer: does the offer exist now? Looks up by name (rate-limited, retried on
-        transient errors). None means not found, so sending again is safe."""
-        name = str(body.get("name") or body.get("xdm:name"))
-        for attempt in range(1, self.cfg.retry.attempts + 1):
-            sent_at = await self.limiter.acquire()
-            answer, found = await lib.find_by_name(name)
-            if answer.status == 200:
-                for item in found:
-                    if matches(body, item.document):
-                        return item
-                return None
-            verdict = classify(answer)
-            if verdict is not Verdict.RETRY:
-                break
-            if answer.status == 429:
-                self.limiter.penalize(backoff(self.cfg.retry, attempt, parse_retry_after(answer.retry_after)), sent_at)
-            await anyio.sleep(backoff(self.cfg.retry, attempt, parse_retry_after(answer.retry_after), self._rng))
-        # The lookup itself keeps failing: sending again could duplicate, so do not.
-        raise LookupFailed(excerpt(answer))
+            answer = tried.answer
+            status = answer.status if answer is not None else None
+            if tried.outcome == "lost":
+                assert answer is not None
+                in_doubt = True
+                wait = self.sender.wait(answer, tried.attempts)
+                if not budget.exhausted(self.cfg.retry, wait):
+                    await anyio.sleep(wait)
+                    continue  # looked up at the top before the next send
+                tried = dataclasses.replace(tried, outcome="gave_up")
+            break
+        if tried.outcome == "ok":
+            assert answer is not None
+            offer_id, at_id = receipt_ids(answer.body)
+            return "created", {"id": offer_id, "at_id": at_id, "attempts": tried.attempts, "http_status": status,
+                               "error": ""}
+        if tried.outcome == "stopped" and not tried.attempts:
+            return "skipped", {"error": NOT_ATTEMPTED + (self.stopped or "stopped")}
+        if tried.outcome == "stopped":
+            return "failed", {"attempts": tried.attempts, "http_status": status, "in_doubt": in_doubt,
+                              "error": f"{tried.reason}; stopped before the next retry"}
+        if tried.outcome == "fatal":
+            assert answer is not None
+            self.halt(f"the API refused the credentials: {tried.reason} ({auth_hint(answer)})")
+            return "failed", {"attempts": tried.attempts, "http_status": status, "error": tried.reason}
+        if tried.outcome == "refused" and status in (404, 405):
+            # No row makes the create endpoint vanish: the target itself is wrong; stop before every row fails.
+            where = "--container-id" if self.cfg.target.api == "xcore" else "--base-url"
+            self.halt(f"the create endpoint answered {tried.reason}: check {where} and --sandbox")
+            return "failed", {"attempts": tried.attempts, "http_status": status, "error": tried.reason}
+        if tried.outcome == "refused":
+            return "failed", {"attempts": tried.attempts, "http_status": status, "error": tried.reason}
+        # gave up: retries ran out; if an answer was lost on the way, the offer may be there
+        in_doubt = in_doubt or tried.in_doubt
+        if in_doubt:
+            try:
+                found = await self.sender.find(prepared.body)
+            except LookupFailed:
+                found = None
+            if found is not None:
+                return "created", {"id": found.id, "at_id": found.at_id, "attempts": tried.attempts,
+                                   "http_status": None, "error": ""}
+        note = " (an answer was lost: the offer may exist)" if in_doubt else ""
+        return "failed", {"attempts": tried.attempts, "http_status": status, "in_doubt": in_doubt,
+                          "error": f"{tried.reason} after {tried.attempts} attempts{note}"}
 
     async def _list_existing(self, lib: OfferLibrary) -> None:
         """--skip-existing: every fallback offer of the sandbox by name, page by page."""
-        pages = lib.list_all()
-        while True:
-            await self.limiter.acquire()
-            try:
-                answer, found = await pages.__anext__()
-            except StopAsyncIteration:
-                break
-            if answer.status != 200:
-                raise ConfigError(f"cannot list the sandbox's offers for --skip-existing: {excerpt(answer)}")
-            for item in found:
-                self.existing.setdefault(item.name, item)
+        try:
+            async for found in self.sender.pages(lambda: lib.list_page(limit=100)):
+                for item in found:
+                    self.existing.setdefault(item.name, item)
+        except LookupFailed as exc:
+            raise ConfigError(f"cannot list the sandbox's offers for --skip-existing: {exc}") from exc
         self.progress.note(f"--skip-existing: {len(self.existing)} offer names already in sandbox "
                            f"{self.cfg.credentials.sandbox!r}")
 
@@ -573,10 +544,6 @@ def with_payloads(items: Iterator[Prepared], api: Api) -> Iterator[Prepared]:
             prepared.body = payload(prepared.offer, api)
             prepared.data = orjson.dumps(prepared.body)
         yield prepared
-
-
-class LookupFailed(Exception):
-    """The lookup after a lost answer failed too: whether the offer exists is unknown."""
 
 
 def import_file(cfg: ImportConfig, progress: Progress | None = None, prior: JournalState | None = None,

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from .client import OfferLibrary
-from .config import Credentials, Target
-from .errors import FatalApiError
 from .answers import Verdict, auth_hint, classify, excerpt
+from .client import open_library
+from .config import ApiConfig
+from .errors import FatalApiError
 
 
 @dataclass
@@ -20,24 +20,22 @@ class AuthCheck:
     names: list[str] = field(default_factory=list)
 
 
-def check_auth(target: Target, creds: Credentials, timeout: float = 30.0) -> AuthCheck:
-    return anyio.run(_check, target, creds, timeout)
+def check_auth(api: ApiConfig) -> AuthCheck:
+    return anyio.run(_check, api)
 
 
-async def _check(target: Target, creds: Credentials, timeout: float) -> AuthCheck:
+async def _check(api: ApiConfig) -> AuthCheck:
     result = AuthCheck()
-    async with OfferLibrary(target, creds, timeout, 2) as lib:
-        await lib.tokens.get()
-        result.token_source = "the given access token" if creds.access_token else f"IMS at {target.ims_url}"
-        if target.api == "xcore":
-            result.container_id = await lib.resolve_container()
-        pages = lib.list_all(page_size=5)
-        answer, found = await pages.__anext__()
-        await pages.aclose()
+    async with open_library(api, connections=2) as lib:
+        creds = api.credentials
+        result.token_source = "the given access token" if creds.access_token else f"IMS at {api.target.ims_url}"
+        result.container_id = lib.container_id if api.target.api == "xcore" else None
+        answer = await lib.list_page(limit=5)
         if answer.status != 200:
             verdict = classify(answer)
             hint = auth_hint(answer) if verdict in (Verdict.FATAL, Verdict.REFRESH) else None
             raise FatalApiError(f"listing fallback offers failed: {excerpt(answer)}", status=answer.status, hint=hint)
+        found = lib.parse_list(answer.body)
         body = answer.body if isinstance(answer.body, dict) else {}
         result.total = int(body["total"]) if isinstance(body.get("total"), int) else len(found)
         result.names = [f.name for f in found]

@@ -269,7 +269,7 @@ def test_token_refresh_on_401_and_before_expiry(tmp_path: Path) -> None:
                 first = await lib.find_by_name("nothing")
                 await anyio.sleep(1.1)  # beyond the lifetime: refreshed before sending
                 second = await lib.find_by_name("nothing")
-                return first[0].status or 0, second[0].status or 0
+                return first.status or 0, second.status or 0
 
         assert anyio.run(go) == (200, 200)
         assert emu.stats()["requests"]["token"] == 3

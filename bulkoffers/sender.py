@@ -1,0 +1,167 @@
+"""Every request bulkoffers makes for an offer goes through one attempt loop, `Sender.attempt`: a slot
+from the shared rate limiter, the request, and on a retriable answer a capped exponential wait (or the
+server's Retry-After) until the attempts or the deadline run out; a 429 also slows every worker down.
+Import, resume, retry, rollback and verify send through it:
+
+    Sender.attempt(request)      the loop; returns a `Tried`, never raises for HTTP trouble
+    ├── create(body, data)       POST one offer
+    ├── find(body)               after a lost answer: is the offer there (name and content)?
+    ├── pages(first)             a list or search, every page
+    └── delete(offer_id)         rollback
+
+Which answers are retried, and how long to wait, is answers.py's pure classification.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from .answers import Answer, Verdict, backoff, classify, excerpt, parse_retry_after
+from .config import RetryPolicy
+from .errors import LookupFailed
+from .payloads import matches, offer_name
+from .ratelimit import RateLimiter
+
+if TYPE_CHECKING:  # aiohttp loads with the client when a run starts: validate and dry runs never need it
+    from .client import Found, OfferLibrary
+
+Request = Callable[[], Awaitable[Answer]]
+
+
+@dataclass(frozen=True)
+class Tried:
+    """How an attempt loop ended.
+
+    ok        a 2xx answer
+    refused   a 4xx no retry will fix (the row is wrong, or the target is)
+    fatal     credentials refused (401 after a refresh, 403): every other request would fail too
+    gave_up   retriable failures until the attempts or the deadline ran out
+    lost      (only when asked for) the answer was lost: the request may have taken effect, so the
+              caller must look before sending again
+    stopped   the run is stopping (Ctrl-C): no further attempt was made
+    """
+
+    outcome: Literal["ok", "refused", "fatal", "gave_up", "lost", "stopped"]
+    answer: Answer | None
+    attempts: int
+    in_doubt: bool = False  # an answer was lost on the way: the request may have taken effect
+
+    @property
+    def reason(self) -> str:
+        return excerpt(self.answer) if self.answer is not None else "not sent"
+
+
+@dataclass
+class Budget:
+    """What one offer may spend: attempts and a deadline, shared by every attempt loop run for it
+    (a create, the lookups after a lost answer, the create again)."""
+
+    attempts: int = 0  # made so far
+    deadline: float = float("inf")  # time.monotonic() after which no retry starts
+
+    def exhausted(self, policy: RetryPolicy, wait: float = 0.0) -> bool:
+        return self.attempts >= policy.attempts or time.monotonic() + wait > self.deadline
+
+
+class Sender:
+    """The attempt loop and the requests made through it, for one run (one session, one limiter)."""
+
+    def __init__(self, lib: OfferLibrary, limiter: RateLimiter, policy: RetryPolicy,
+                 stopping: Callable[[], bool] = lambda: False, rng: random.Random | None = None) -> None:
+        self.lib, self.limiter, self.policy = lib, limiter, policy
+        self._stopping = stopping
+        self._rng = rng or random.Random()
+
+    def budget(self) -> Budget:
+        return Budget(deadline=time.monotonic() + self.policy.deadline)
+
+    def wait(self, answer: Answer, attempt: int) -> float:
+        """How long to wait before the attempt after `attempt`: Retry-After, else capped backoff."""
+        return backoff(self.policy, attempt, parse_retry_after(answer.retry_after), self._rng)
+
+    async def attempt(self, request: Request, announce: Callable[[int], None] | None = None,
+                      stoppable: bool = True, budget: Budget | None = None, lost_ends: bool = False) -> Tried:
+        """Sends `request` until it succeeds, is refused, or the attempts or the deadline run out.
+        `announce(n)` runs just before attempt n goes out (write-ahead journaling). A stoppable loop
+        makes no new attempt once the run is stopping; lookups are not stoppable (they change nothing).
+        `budget` carries attempts and deadline over from earlier loops for the same offer; with
+        `lost_ends`, a lost answer ends the loop at once (outcome "lost") instead of being retried."""
+        budget = budget or self.budget()
+        in_doubt = False
+        last: Answer | None = None
+        while True:
+            if stoppable and self._stopping():
+                return Tried("stopped", last, budget.attempts, in_doubt)
+            sent_at = await self.limiter.acquire()
+            if stoppable and self._stopping():
+                return Tried("stopped", last, budget.attempts, in_doubt)  # stopped while waiting: nothing sent
+            budget.attempts += 1
+            if announce is not None:
+                announce(budget.attempts)
+            last = answer = await request()
+            verdict = classify(answer)
+            if verdict is Verdict.OK:
+                self.limiter.reward()
+                return Tried("ok", answer, budget.attempts, in_doubt)
+            if verdict in (Verdict.FATAL, Verdict.REFRESH):  # the client refreshed once already on a 401
+                return Tried("fatal", answer, budget.attempts, in_doubt)
+            if verdict is Verdict.ROW:
+                return Tried("refused", answer, budget.attempts, in_doubt)
+            in_doubt = in_doubt or answer.in_doubt
+            wait = self.wait(answer, budget.attempts)
+            if answer.status == 429:
+                self.limiter.penalize(wait, sent_at)
+            if answer.in_doubt and lost_ends:
+                return Tried("lost", answer, budget.attempts, True)
+            if budget.exhausted(self.policy, wait):
+                return Tried("gave_up", answer, budget.attempts, in_doubt)
+            await anyio.sleep(wait)
+
+    # ---- requests ------------------------------------------------------------------------------------
+
+    async def create(self, body: dict[str, Any], data: bytes | None = None,
+                     announce: Callable[[int], None] | None = None, budget: Budget | None = None) -> Tried:
+        """POST one offer. A lost answer ends the loop ("lost"): the caller looks before sending again."""
+        return await self.attempt(lambda: self.lib.create(body, data), announce, budget=budget, lost_ends=True)
+
+    async def find(self, body: dict[str, Any]) -> Found | None:
+        """After a lost answer: the offer with this body's name and content, or None when the lookup
+        finds none. Raises LookupFailed when the lookup itself keeps failing: then nobody knows."""
+        name = offer_name(body)
+        tried = await self.attempt(lambda: self.lib.find_by_name(name), stoppable=False)
+        if tried.outcome != "ok":
+            raise LookupFailed(tried.reason, status=tried.answer.status if tried.answer else None)
+        assert tried.answer is not None
+        for item in self.lib.parse_list(tried.answer.body):
+            if item.name == name and matches(body, item.document):
+                return item
+        return None
+
+    async def pages(self, first: Request) -> AsyncIterator[list[Found]]:
+        """A list or search, page by page, each page through the attempt loop, following the next links.
+        Raises LookupFailed when a page cannot be read."""
+        from .client import next_href
+
+        request = first
+        while True:
+            tried = await self.attempt(request, stoppable=False)
+            if tried.outcome != "ok" or tried.answer is None:
+                raise LookupFailed(tried.reason, status=tried.answer.status if tried.answer else None)
+            yield self.lib.parse_list(tried.answer.body)
+            href = next_href(tried.answer.body)
+            if not href:
+                return
+            request = _page_request(self.lib, href)
+
+    async def delete(self, offer_id: str) -> Tried:
+        return await self.attempt(lambda: self.lib.delete(offer_id))
+
+
+def _page_request(lib: OfferLibrary, href: str) -> Request:
+    return lambda: lib.list_page(href=href)
