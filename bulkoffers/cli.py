@@ -14,7 +14,7 @@ import click
 from . import __version__
 from .config import (DEFAULT_SCOPES, ApiConfig, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
                      RateLimit, ReadOptions, RetryPolicy, Target, load_mapping)
-from .errors import BulkOffersError, ConfigError, FatalApiError, InputError
+from .errors import BulkOffersError, ConfigError, FatalApiError, InputError, Interrupted
 from .redact import Redactor
 
 # Exit codes, one table for every command.
@@ -32,16 +32,28 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def exit_code(exc: BulkOffersError) -> int:
+    """The exit code table, by error type (see errors.py for the tree)."""
+    if isinstance(exc, InputError):
+        return EXIT_INPUT
+    if isinstance(exc, (ConfigError, FatalApiError)):
+        return EXIT_USAGE
+    if isinstance(exc, Interrupted):
+        return EXIT_INTERRUPTED
+    return EXIT_ROWS_FAILED
+
+
 def run_guarded(fn: Callable[[], int]) -> NoReturn:
-    """The one boundary where library errors become an exit code and a single line."""
+    """The one boundary where library errors become an exit code and a single line. An error that
+    ended a run carries the run's summary: it is shown first, so every row is accounted for."""
     try:
         code = fn()
-    except InputError as exc:
-        fail(str(exc), EXIT_INPUT)
-    except (ConfigError, FatalApiError) as exc:
-        fail(str(exc), EXIT_USAGE)
     except BulkOffersError as exc:
-        fail(str(exc), EXIT_ROWS_FAILED)
+        if exc.summary is not None:
+            print_summary_line(exc.summary, dry=False)
+        if isinstance(exc, Interrupted) and exc.summary is not None:
+            sys.exit(EXIT_INTERRUPTED)  # the summary and the progress notes said it
+        fail(str(exc), exit_code(exc))
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)
     sys.exit(code)
@@ -85,8 +97,8 @@ def _read(sheet: str | None, delimiter: str | None) -> ReadOptions:
     return ReadOptions(sheet=parse_sheet(sheet), delimiter=delimiter)
 
 
-def load_engine(network: bool = True) -> Any:
-    """Imports the engine with pandas (and aiohttp when the command sends), the collector paused,
+def load_heavy(network: bool = True) -> None:
+    """Imports pandas and the pipeline (and aiohttp when the command sends), the collector paused,
     then freezes what they made: imports create ~10^5 long-lived objects and no garbage, so
     collecting them only costs time (the collections during the imports, and one full pass of
     ~60 ms soon after)."""
@@ -96,13 +108,12 @@ def load_engine(network: bool = True) -> Any:
     try:
         import pandas  # noqa: F401  (the reader needs it; loaded here, not in the middle of a run)
 
-        from . import engine
+        from . import source  # noqa: F401
         if network:
-            from . import client  # noqa: F401  (aiohttp: ~0.15 s that validate does without)
+            from . import client, engine  # noqa: F401  (aiohttp: ~0.15 s that validate does without)
     finally:
         gc.freeze()
         gc.enable()
-    return engine
 
 
 def plural(n: int, word: str) -> str:
@@ -153,7 +164,8 @@ def validate_cmd(file: Path, api: str, sheet: str | None, delimiter: str | None,
 
 def _validate(file: Path, api: str, sheet: str | None, delimiter: str | None, mapping_path: Path | None,
               default_status: str, payloads_out: Path | None) -> int:
-    validate = load_engine(network=False).validate
+    load_heavy(network=False)
+    from .source import validate
 
     cfg = ImportConfig(input=file, results=file, failures=file, target=Target(api=api),  # type: ignore[arg-type]
                        read=_read(sheet, delimiter), mapping=load_mapping(mapping_path),
@@ -253,12 +265,6 @@ def send_settings(opts: dict[str, Any]) -> dict[str, Any]:
 
 def report(summary: Any) -> int:
     print_summary_line(summary, dry=False)
-    if summary.input_error is not None:
-        raise summary.input_error
-    if summary.stopped == "interrupted":
-        return EXIT_INTERRUPTED
-    if summary.stopped:
-        raise FatalApiError(summary.stopped, status=None)
     return EXIT_OK if summary.all_done else EXIT_ROWS_FAILED
 
 
@@ -330,7 +336,8 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
         target=Target(api=opts["api"], base_url=base_url, ims_url=ims_url, container_id=opts["container_id"]),
         credentials=creds, read=read, mapping=mapping, default_status=opts["default_status"], force=opts["force"],
         payloads_out=opts["payloads_out"], skip_existing=opts["skip_existing"], **send_settings(opts))
-    import_file = load_engine().import_file
+    load_heavy()
+    from .engine import import_file
     from .progress import TqdmProgress
 
     try:
@@ -344,7 +351,8 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
 def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_input: Path | None = None,
               fixed: Path | None = None) -> int:
     """resume / retry: the journal says what the run was; flags only say how to send."""
-    import_file = load_engine().import_file
+    load_heavy()
+    from .engine import import_file
     from .progress import TqdmProgress
     from .runrecord import continued_config, journal_path, load_journal
 

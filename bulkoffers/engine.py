@@ -15,27 +15,21 @@ import signal
 import time
 import gc
 from collections import deque
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-import orjson
 
-from .config import Api, ImportConfig
-from .errors import BulkOffersError, ConfigError, InputError, LookupFailed
-from .columns import ColumnMap, resolve_columns
-from .grouping import Plan, plan, prepare
-from .offers import MAX_PLACEMENTS, Context, Prepared
-from .payloads import payload
-from .ratelimit import RateLimiter
-from .sender import Sender
-from .reader import SourceRow, Table
-from .redact import Redactor
-from .results import NOT_ATTEMPTED, SOURCE_ROW, PayloadWriter, ResultsWriter, RowResult, check_writable
-from .runrecord import Journal, JournalState, check_input, journal_path, run_header
 from .answers import auth_hint, receipt_ids
+from .config import ImportConfig
+from .errors import BulkOffersError, ConfigError, FatalApiError, InputError, Interrupted, LookupFailed
+from .grouping import prepare
+from .offers import Prepared
+from .ratelimit import RateLimiter
+from .redact import Redactor
+from .results import NOT_ATTEMPTED, ResultsWriter, RowResult, Summary, check_writable
+from .runrecord import Journal, JournalState, check_input, journal_path, run_header
+from .sender import Sender
+from .source import Loaded, load, row_results, with_payloads
 
 if TYPE_CHECKING:  # aiohttp loads with the client when a run starts: validate and dry runs never need it
     from .client import Found, OfferLibrary
@@ -55,118 +49,6 @@ class NoProgress:
     def close(self) -> None: ...
 
 
-@dataclass
-class Summary:
-    rows: int = 0
-    offers: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    elapsed: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-    stopped: str | None = None  # why the run stopped early: "interrupted", or the fatal error
-    input_error: InputError | None = None
-    results: str = ""
-    failures: str = ""
-
-    @property
-    def created(self) -> int:
-        return self.counts.get("created", 0)
-
-    @property
-    def all_done(self) -> bool:
-        return self.rows > 0 and self.counts.get("created", 0) + self.counts.get("skipped", 0) - \
-            self.counts.get("not_attempted", 0) == self.rows
-
-
-@dataclass
-class Loaded:
-    table: Table
-    cmap: ColumnMap
-    plan: Plan
-    ctx: Context
-    warnings: list[str]
-    renumber: bool = False
-
-    def rows(self, chunk_rows: int | None = None) -> Iterator[SourceRow]:
-        return rows_of(self.table, self.renumber, chunk_rows)
-
-
-def rows_of(table: Table, renumber: bool, chunk_rows: int | None = None) -> Iterator[SourceRow]:
-    rows = table.rows(chunk_rows)
-    return renumbered(rows, table.path) if renumber else rows
-
-
-def renumbered(rows: Iterator[SourceRow], path: Path) -> Iterator[SourceRow]:
-    """Rows of a failures file carry their row in the original input (`source_row`): use it, so
-    `retry --from` results land on the run's own rows."""
-    for row in rows:
-        cell = next((v for k, v in row.cells.items() if k.strip().lower() == SOURCE_ROW), "")
-        if not cell.strip().isdigit():
-            raise ConfigError(f"{path}: row {row.number} has no {SOURCE_ROW} number",
-                              hint="retry --from takes the failures file of the same run, with its source_row column")
-        yield SourceRow(int(cell), row.cells)
-
-
-def load(cfg: ImportConfig, renumber: bool = False) -> Loaded:
-    """Open the input, map its columns and make pass 1 (grouping plan)."""
-    table = Table(cfg.input, cfg.read)
-    cmap = resolve_columns(table.headers, cfg.mapping)
-    warnings = []
-    if cmap.unknown:
-        warnings.append(f"{cfg.input}: column(s) not used: {', '.join(repr(h) for h in cmap.unknown)} "
-                        "(map them with --mapping if they hold offer data)")
-    the_plan = plan(rows_of(table, renumber), cmap)
-    if cfg.target.api == "xcore":
-        for f in ("start_date", "end_date", "priority"):
-            if f in the_plan.filled:
-                warnings.append(f"{cfg.input}: column {cmap.column(f)!r} is not part of the xcore fallback-offer "
-                                "schema and is not sent (use --api dps to send it)")
-    if the_plan.placements > MAX_PLACEMENTS:
-        warnings.append(f"{cfg.input}: more than {MAX_PLACEMENTS:,} distinct placements; Adobe's guardrail is "
-                        f"{MAX_PLACEMENTS:,} per sandbox")
-    return Loaded(table, cmap, the_plan, Context(cfg.target.api, cfg.default_status), warnings, renumber)
-
-
-def _row_results(prepared: Prepared, cmap: ColumnMap, outcome: str, **kw: Any) -> list[RowResult]:
-    """One result per source row of an offer; each invalid row names its own problem."""
-    out = []
-    for row in prepared.rows:
-        error = kw.get("error", "")
-        if outcome == "invalid":
-            first = prepared.problems[0]
-            error = "; ".join(f"{p.column}: {p.message}" for p in prepared.problems if p.row == row.number) or \
-                f"another row of this offer is invalid (row {first.row}, {first.column})"
-        out.append(RowResult(row.number, prepared.key, cmap.get(row, "name") or prepared.name, outcome,  # type: ignore[arg-type]
-                             **{**kw, "error": error}, cells=row.cells))
-    return out
-
-
-def validate(cfg: ImportConfig, on_problem: Callable[[str], None]) -> Summary:
-    """`bulkoffers validate` / `import --dry-run`: no network. Reports every problem, writes payloads."""
-    start = time.monotonic()
-    loaded = load(cfg)
-    summary = Summary(rows=loaded.plan.rows, warnings=loaded.warnings)
-    counts = {"valid": 0, "invalid": 0}
-    writer = PayloadWriter(cfg.payloads_out) if cfg.payloads_out else None
-    try:
-        for prepared in prepare(loaded.table.rows(), loaded.cmap, loaded.plan, loaded.ctx):
-            rows = [r.number for r in prepared.rows]
-            if prepared.offer is None:
-                counts["invalid"] += len(rows)
-                for p in prepared.problems:
-                    on_problem(f"{cfg.input}: {p}")
-                continue
-            counts["valid"] += len(rows)
-            summary.offers += 1
-            if writer:
-                writer.write(rows, prepared.key, payload(prepared.offer, cfg.target.api))
-    finally:
-        if writer:
-            writer.close()
-    summary.counts = counts
-    summary.elapsed = time.monotonic() - start
-    return summary
-
-
 class Importer:
     """One import run. `run()` inside an anyio event loop; see `import_file` for the sync entry."""
 
@@ -182,13 +64,13 @@ class Importer:
         self.progress = progress or NoProgress()
         self.limiter = RateLimiter(cfg.rate)
         self.stop: anyio.Event  # created in run(): anyio objects need the event loop
-        self.stopped: str | None = None
+        self.stopped: BulkOffersError | None = None  # why the run stopped early, raised when it ends
+        self.stop_reason = ""  # what rows not attempted say
         self.recorded = bytearray()  # 1 byte per row number: has it been written to results?
         self.recorded_count = 0
         self._rng = random.Random()
         self.writer: ResultsWriter | None = None
         self.loaded: Loaded | None = None
-        self.input_error: InputError | None = None
         self._abort: anyio.CancelScope  # the second Ctrl-C cancels requests in flight
         self._in_flight: set[int] = set()  # first row of each offer whose POST is on the wire
 
@@ -223,9 +105,11 @@ class Importer:
         # A failure whose answer was lost is unknown, not final: resume looks it up too.
         return outcome == "failed" and not self.redo_failed and not entry.get("in_doubt")
 
-    def halt(self, reason: str) -> None:
+    def halt(self, error: BulkOffersError, reason: str | None = None) -> None:
+        """Stop sending: no new request starts. `error` is raised when the run has ended and written
+        its results; `reason` is what the rows not attempted say (the error's text by default)."""
         if self.stopped is None:
-            self.stopped = reason
+            self.stopped, self.stop_reason = error, reason or str(error)
         self.stop.set()
 
     # ---- the run -------------------------------------------------------------------------------------
@@ -288,11 +172,13 @@ class Importer:
                     self.writer.close()
                     self.journal.close()
                     self.progress.close()
-        counts = dict(self.writer.counts)
-        return Summary(rows=self.recorded_count, offers=loaded.plan.offers, counts=counts,
-                       elapsed=time.monotonic() - start, warnings=loaded.warnings, stopped=self.stopped,
-                       input_error=self.input_error, results=str(cfg.results), failures=str(cfg.failures)
-                       if self.writer.failures_written else "")
+        summary = Summary(rows=self.recorded_count, offers=loaded.plan.offers, counts=dict(self.writer.counts),
+                          elapsed=time.monotonic() - start, warnings=loaded.warnings, results=str(cfg.results),
+                          failures=str(cfg.failures) if self.writer.failures_written else "")
+        if self.stopped is not None:
+            self.stopped.summary = summary
+            raise self.stopped
+        return summary
 
     async def _watch_signals(self) -> None:
         """First Ctrl-C: stop sending, let in-flight requests finish. Second: abort them."""
@@ -300,7 +186,7 @@ class Importer:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
                     if not self.stop.is_set():
-                        self.halt("interrupted")
+                        self.halt(Interrupted())
                         self.progress.note("stopping: finishing requests in flight (Ctrl-C again to abort them)")
                     else:
                         self.progress.note("aborting requests in flight")
@@ -339,8 +225,7 @@ class Importer:
                     if rows >= SLICE:
                         break
             except InputError as exc:
-                self.input_error = exc
-                self.halt(f"unreadable input: {exc}")
+                self.halt(exc, f"unreadable input: {exc}")
                 return
             if not batch:
                 return
@@ -349,9 +234,9 @@ class Importer:
                 if all(self.is_recorded(r.number) for r in prepared.rows):
                     continue  # settled by the earlier run and replayed
                 if prepared.offer is None:
-                    self.record(_row_results(prepared, ld.cmap, "invalid"))
+                    self.record(row_results(prepared, ld.cmap, "invalid"))
                 elif (found := self.existing.get(prepared.offer.name)) is not None:
-                    self.record(_row_results(prepared, ld.cmap, "skipped", id=found.id, at_id=found.at_id,
+                    self.record(row_results(prepared, ld.cmap, "skipped", id=found.id, at_id=found.at_id,
                                              error="exists already (--skip-existing): not sent"))
                 else:
                     ready.append(prepared)
@@ -381,13 +266,13 @@ class Importer:
                 outcome, kw = await self._send_offer(prepared)
             except anyio.get_cancelled_exc_class():
                 if prepared.rows[0].number in self._in_flight:  # otherwise the sweep records it
-                    self.record(_row_results(prepared, cmap, "failed", error=(
+                    self.record(row_results(prepared, cmap, "failed", error=(
                         "aborted while the request was in flight: the offer may exist; "
                         "`bulkoffers resume` or `retry` looks it up before sending it again")), in_doubt=True)
                 raise
             kw["elapsed_ms"] = int((time.monotonic() - started) * 1000)
             in_doubt = kw.pop("in_doubt", False)
-            self.record(_row_results(prepared, cmap, outcome, **kw), in_doubt=in_doubt)
+            self.record(row_results(prepared, cmap, outcome, **kw), in_doubt=in_doubt)
 
     async def _send_offer(self, prepared: Prepared) -> tuple[str, dict[str, Any]]:
         """Send one offer with retries. Returns (outcome, result fields). Whenever the offer may exist
@@ -433,18 +318,20 @@ class Importer:
             return "created", {"id": offer_id, "at_id": at_id, "attempts": tried.attempts, "http_status": status,
                                "error": ""}
         if tried.outcome == "stopped" and not tried.attempts:
-            return "skipped", {"error": NOT_ATTEMPTED + (self.stopped or "stopped")}
+            return "skipped", {"error": NOT_ATTEMPTED + (self.stop_reason or "stopped")}
         if tried.outcome == "stopped":
             return "failed", {"attempts": tried.attempts, "http_status": status, "in_doubt": in_doubt,
                               "error": f"{tried.reason}; stopped before the next retry"}
         if tried.outcome == "fatal":
             assert answer is not None
-            self.halt(f"the API refused the credentials: {tried.reason} ({auth_hint(answer)})")
+            self.halt(FatalApiError(f"the API refused the credentials: {tried.reason} ({auth_hint(answer)})",
+                                    status=status))
             return "failed", {"attempts": tried.attempts, "http_status": status, "error": tried.reason}
         if tried.outcome == "refused" and status in (404, 405):
             # No row makes the create endpoint vanish: the target itself is wrong; stop before every row fails.
             where = "--container-id" if self.cfg.target.api == "xcore" else "--base-url"
-            self.halt(f"the create endpoint answered {tried.reason}: check {where} and --sandbox")
+            self.halt(FatalApiError(f"the create endpoint answered {tried.reason}: check {where} and --sandbox",
+                                    status=status))
             return "failed", {"attempts": tried.attempts, "http_status": status, "error": tried.reason}
         if tried.outcome == "refused":
             return "failed", {"attempts": tried.attempts, "http_status": status, "error": tried.reason}
@@ -479,7 +366,7 @@ class Importer:
         ld = self.loaded
         if self.recorded_count >= ld.plan.rows:
             return
-        reason = NOT_ATTEMPTED + (self.stopped or "run ended early")
+        reason = NOT_ATTEMPTED + (self.stop_reason or "run ended early")
         try:
             for row in ld.rows():
                 if self.is_recorded(row.number):
@@ -536,20 +423,10 @@ class Feed:
             await self._more.wait()
 
 
-def with_payloads(items: Iterator[Prepared], api: Api) -> Iterator[Prepared]:
-    """Builds and encodes each valid offer's payload as the offer is prepared, so workers only send
-    (and a retry sends the very same bytes)."""
-    for prepared in items:
-        if prepared.offer is not None:
-            prepared.body = payload(prepared.offer, api)
-            prepared.data = orjson.dumps(prepared.body)
-        yield prepared
-
-
 def import_file(cfg: ImportConfig, progress: Progress | None = None, prior: JournalState | None = None,
                 redo_failed: bool = False, renumber: bool = False) -> Summary:
     """Synchronous entry point: runs one import (or continues one) and returns its summary."""
     return anyio.run(Importer(cfg, progress, prior, redo_failed, renumber).run)
 
 
-__all__ = ["Importer", "Summary", "import_file", "validate", "load", "BulkOffersError"]
+__all__ = ["Importer", "import_file"]

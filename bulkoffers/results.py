@@ -60,6 +60,29 @@ class RowResult:
                 str(self.elapsed_ms)]
 
 
+@dataclass
+class Summary:
+    """What a run (or a dry run) did: rows and offers seen, outcomes counted, where the files went."""
+
+    rows: int = 0
+    offers: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # outcome → rows; "not_attempted" among the skipped
+    elapsed: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    results: str = ""
+    failures: str = ""
+
+    @property
+    def created(self) -> int:
+        return self.counts.get("created", 0)
+
+    @property
+    def all_done(self) -> bool:
+        """Every row is known to exist once (created, or skipped because it existed already)."""
+        return self.rows > 0 and self.counts.get("created", 0) + self.counts.get("skipped", 0) - \
+            self.counts.get("not_attempted", 0) == self.rows
+
+
 def check_writable(*paths: Path, force: bool) -> None:
     for path in paths:
         if path.exists() and not force:

@@ -1,0 +1,123 @@
+"""The spreadsheet side of a run: open the input and map its columns, make pass 1 (the grouping plan,
+which also hashes the file), then prepare offers with their payloads. `validate` is all of it without
+the network: the dry run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .columns import ColumnMap, resolve_columns
+from .config import Api, ImportConfig
+from .errors import ConfigError
+from .grouping import Plan, plan, prepare
+from .offers import MAX_PLACEMENTS, Context, Prepared
+from .payloads import payload
+from .reader import SourceRow, Table
+from .results import SOURCE_ROW, PayloadWriter, RowResult, Summary
+
+
+@dataclass
+class Loaded:
+    table: Table
+    cmap: ColumnMap
+    plan: Plan
+    ctx: Context
+    warnings: list[str]
+    renumber: bool = False
+
+    def rows(self, chunk_rows: int | None = None) -> Iterator[SourceRow]:
+        return rows_of(self.table, self.renumber, chunk_rows)
+
+
+def rows_of(table: Table, renumber: bool, chunk_rows: int | None = None) -> Iterator[SourceRow]:
+    rows = table.rows(chunk_rows)
+    return renumbered(rows, table.path) if renumber else rows
+
+
+def renumbered(rows: Iterator[SourceRow], path: Path) -> Iterator[SourceRow]:
+    """Rows of a failures file carry their row in the original input (`source_row`): use it, so
+    `retry --from` results land on the run's own rows."""
+    for row in rows:
+        cell = next((v for k, v in row.cells.items() if k.strip().lower() == SOURCE_ROW), "")
+        if not cell.strip().isdigit():
+            raise ConfigError(f"{path}: row {row.number} has no {SOURCE_ROW} number",
+                              hint="retry --from takes the failures file of the same run, with its source_row column")
+        yield SourceRow(int(cell), row.cells)
+
+
+def load(cfg: ImportConfig, renumber: bool = False) -> Loaded:
+    """Open the input, map its columns and make pass 1 (grouping plan)."""
+    table = Table(cfg.input, cfg.read)
+    cmap = resolve_columns(table.headers, cfg.mapping)
+    warnings = []
+    if cmap.unknown:
+        warnings.append(f"{cfg.input}: column(s) not used: {', '.join(repr(h) for h in cmap.unknown)} "
+                        "(map them with --mapping if they hold offer data)")
+    the_plan = plan(rows_of(table, renumber), cmap)
+    if cfg.target.api == "xcore":
+        for f in ("start_date", "end_date", "priority"):
+            if f in the_plan.filled:
+                warnings.append(f"{cfg.input}: column {cmap.column(f)!r} is not part of the xcore fallback-offer "
+                                "schema and is not sent (use --api dps to send it)")
+    if the_plan.placements > MAX_PLACEMENTS:
+        warnings.append(f"{cfg.input}: more than {MAX_PLACEMENTS:,} distinct placements; Adobe's guardrail is "
+                        f"{MAX_PLACEMENTS:,} per sandbox")
+    return Loaded(table, cmap, the_plan, Context(cfg.target.api, cfg.default_status), warnings, renumber)
+
+
+def row_results(prepared: Prepared, cmap: ColumnMap, outcome: str, **kw: Any) -> list[RowResult]:
+    """One result per source row of an offer; each invalid row names its own problem."""
+    out = []
+    for row in prepared.rows:
+        error = kw.get("error", "")
+        if outcome == "invalid":
+            first = prepared.problems[0]
+            error = "; ".join(f"{p.column}: {p.message}" for p in prepared.problems if p.row == row.number) or \
+                f"another row of this offer is invalid (row {first.row}, {first.column})"
+        out.append(RowResult(row.number, prepared.key, cmap.get(row, "name") or prepared.name, outcome,  # type: ignore[arg-type]
+                             **{**kw, "error": error}, cells=row.cells))
+    return out
+
+
+def validate(cfg: ImportConfig, on_problem: Callable[[str], None]) -> Summary:
+    """`bulkoffers validate` / `import --dry-run`: no network. Reports every problem, writes payloads."""
+    start = time.monotonic()
+    loaded = load(cfg)
+    summary = Summary(rows=loaded.plan.rows, warnings=loaded.warnings)
+    counts = {"valid": 0, "invalid": 0}
+    writer = PayloadWriter(cfg.payloads_out) if cfg.payloads_out else None
+    try:
+        for prepared in prepare(loaded.table.rows(), loaded.cmap, loaded.plan, loaded.ctx):
+            rows = [r.number for r in prepared.rows]
+            if prepared.offer is None:
+                counts["invalid"] += len(rows)
+                for p in prepared.problems:
+                    on_problem(f"{cfg.input}: {p}")
+                continue
+            counts["valid"] += len(rows)
+            summary.offers += 1
+            if writer:
+                writer.write(rows, prepared.key, payload(prepared.offer, cfg.target.api))
+    finally:
+        if writer:
+            writer.close()
+    summary.counts = counts
+    summary.elapsed = time.monotonic() - start
+    return summary
+
+
+def with_payloads(items: Iterator[Prepared], api: Api) -> Iterator[Prepared]:
+    """Builds and encodes each valid offer's payload as the offer is prepared, so workers only send
+    (and a retry sends the very same bytes)."""
+    for prepared in items:
+        if prepared.offer is not None:
+            prepared.body = payload(prepared.offer, api)
+            prepared.data = orjson.dumps(prepared.body)
+        yield prepared
