@@ -26,9 +26,15 @@ _EXPORTS = {
     "BulkOffersError": "errors", "ConfigError": "errors", "InputError": "errors", "RowError": "errors",
     "ApiError": "errors", "FatalApiError": "errors", "LookupFailed": "errors", "Interrupted": "errors",
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__", "import_file", "validate", "rollback", "check_auth",
+    "ImportConfig", "ApiConfig", "Target", "Credentials", "RateLimit", "RetryPolicy", "ReadOptions", "MappingSpec",
+    "load_mapping", "Summary", "RowResult",
+    "BulkOffersError", "ConfigError", "InputError", "RowError", "ApiError", "FatalApiError", "LookupFailed",
+    "Interrupted",
+]
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ loads on first use
     from .config import (ApiConfig, Credentials, ImportConfig, MappingSpec, RateLimit, ReadOptions, RetryPolicy,
                          Target, load_mapping)
     from .engine import import_file

@@ -535,10 +535,7 @@ def template_cmd(out: Path, force: bool) -> None:
 @click.option("--fault-scope", type=click.Choice(["all", "create"]), default="all", show_default=True,
               help="Faults hit all API requests, or only creates.")
 @click.option("--seed", type=int, help="Seed for reproducible random faults.")
-def emulator_cmd(host: str, port: int, db: str | None, client_id: str | None, client_secret: str | None,
-                 org_id: str | None, token_ttl: int, max_offers: int, latency_ms: float, jitter_ms: float,
-                 rate_limit: float | None, no_retry_after: bool, error_rate: float, reset_rate: float,
-                 drop_rate: float, slow_rate: float, slow_seconds: float, fault_scope: str, seed: int | None) -> None:
+def emulator_cmd(host: str, port: int, **options: Any) -> None:
     """Run a local Offer Library API (DPS and xcore, with IMS) to rehearse imports against.
 
     Stats for tests and rehearsals: GET /__emulator/stats. Change faults while it runs:
@@ -548,19 +545,13 @@ def emulator_cmd(host: str, port: int, db: str | None, client_id: str | None, cl
     def run() -> int:
         import asyncio
 
-        from .emulator import EmulatorConfig, Faults, serve_forever
-        from .emulator.settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID
+        from .emulator import EmulatorConfig, serve_forever
+        from .emulator.settings import DEFAULT_CLIENT_SECRET
 
         try:
-            faults = Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, rate_limit=rate_limit,
-                            retry_after=not no_retry_after, error_rate=error_rate, reset_rate=reset_rate,
-                            drop_rate=drop_rate, slow_rate=slow_rate, slow_seconds=slow_seconds,
-                            scope=fault_scope, seed=seed)
+            cfg = EmulatorConfig.from_options(options)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        cfg = EmulatorConfig(client_id=client_id or DEFAULT_CLIENT_ID,
-                             client_secret=client_secret or DEFAULT_CLIENT_SECRET, org_id=org_id or DEFAULT_ORG_ID,
-                             token_ttl=token_ttl, max_offers=max_offers, db=db, faults=faults)
 
         def ready(bound: int) -> None:
             click.echo(f"Offer Library emulator on http://{host}:{bound}  (Ctrl-C stops it)", err=True)

@@ -11,7 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import STATE, State, create_app, stats
+from .admin import stats
+from .app import STATE, State, create_app
 from .settings import EmulatorConfig, Faults
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -70,3 +71,17 @@ class EmulatorConfig:
 
     def with_faults(self, **changes: Any) -> EmulatorConfig:
         return replace(self, faults=replace(self.faults, **changes))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> EmulatorConfig:
+        """The config `bulkoffers emulator` builds from its command-line options (their names are the
+        fields', except `no_retry_after` and `fault_scope`). Raises ValueError naming a bad value."""
+        fault_names = {f.name for f in fields(Faults)}
+        faults = {k: v for k, v in options.items() if k in fault_names and v is not None}
+        if options.get("no_retry_after"):
+            faults["retry_after"] = False
+        if options.get("fault_scope"):
+            faults["scope"] = options["fault_scope"]
+        own = {f.name for f in fields(cls)} - {"faults"}
+        settings = {k: v for k, v in options.items() if k in own and v is not None}
+        return cls(**settings, faults=Faults(**faults))
