@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,13 +26,18 @@ from .errors import ConfigError, FatalApiError
 from .payloads import offer_name
 from .answers import Answer
 
+DPS_ROOT, XCORE_ROOT = "/data/core/dps", "/data/core/xcore"
 FALLBACK_SCHEMA = "https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.1"
+PLACEMENT_SCHEMA = "https://ns.adobe.com/experience/offer-management/offer-placement;version=0.4"
+COMPONENT_TYPE_PREFIX = "https://ns.adobe.com/experience/offer-management/content-component-"
 # The xcore headers Adobe documents for creating a fallback offer (the double space is theirs).
 XCORE_CONTENT_TYPE = ('application/schema-instance+json; version=1;  '
                       'schema="https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.1"')
 XCORE_ACCEPT = "application/vnd.adobe.platform.xcore.xdm.receipt+json; version=1"
 log = logging.getLogger("bulkoffers.http")
 XCORE_SEARCH_ACCEPT = '*,application/vnd.adobe.platform.xcore.hal+json; schema="https://ns.adobe.com/experience/xcore/hal/results"'
+XCORE_INSTANCE_ACCEPT = f'*, application/vnd.adobe.platform.xcore.hal+json; schema="{FALLBACK_SCHEMA}"'
+XCORE_PATCH_CONTENT_TYPE = f'application/vnd.adobe.platform.xcore.patch.hal+json; version=1; schema="{FALLBACK_SCHEMA}"'
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,20 @@ class Found:
     at_id: str
     name: str
     document: dict[str, Any]  # as sent (DPS body, or xcore `_instance`) plus server fields
+    etag: Any = None  # DPS etag or xcore repo:etag
+    created: str = ""  # when the service stored it (its clock)
+    creator: str = ""  # the client id (or account) that created it
+
+
+@dataclass(frozen=True)
+class PlacementInfo:
+    """A placement of the sandbox: `id` is what a representation names (DPS id, or xcore @id)."""
+
+    id: str
+    name: str
+    channel: str
+    component_type: str  # imagelink, html, text or json
+    description: str = ""
 
 
 class OfferLibrary:
@@ -136,77 +156,194 @@ class OfferLibrary:
 
     # ---- operations ------------------------------------------------------------------------------
 
+    @property
+    def root(self) -> str:
+        """The API's base path: next links are relative to it (`/offers?...`, `/{container}/queries/...`)."""
+        return DPS_ROOT if self.target.api == "dps" else XCORE_ROOT
+
+    def link(self, href: str) -> str:
+        """A next link as a path or URL to request: Adobe writes them relative to the API root; a full
+        path (/data/...) or an absolute URL on the configured host is taken as it is."""
+        if href.startswith(("http://", "https://", "/data/")):
+            return href
+        return self.root + (href if href.startswith("/") else "/" + href)
+
     async def resolve_container(self) -> str:
-        """xcore only: the sandbox's decisioning container, unless --container-id gave it."""
+        """xcore only: the decisioning container of the requested sandbox, unless --container-id gave it.
+        The listing may hold several sandboxes' containers: the one named for our sandbox is taken; with
+        none named, only a single decisioning container can be taken safely."""
         if self.container_id:
             return self.container_id
-        answer = await self._send("GET", "/data/core/xcore/", params=[
-            ("product", "acp"), ("property", "_instance.containerType==decisioning")])
+        answer = await self._send("GET", XCORE_ROOT + "/", params=[
+            ("product", "acp"), ("property", "_instance.containerType==decisioning")],
+            headers={"Accept": "application/vnd.adobe.platform.xcore.home.hal+json"})
         if answer.status != 200 or not isinstance(answer.body, dict):
             raise ConfigError(f"cannot look up the decisioning container (HTTP {answer.status})",
                               hint="pass --container-id")
-        items: list[Any] = next(iter(answer.body.get("_embedded", {}).values()), [])
-        if not items:
-            raise ConfigError(f"sandbox {self.creds.sandbox!r} has no decisioning container",
+        items = [i for i in next(iter(answer.body.get("_embedded", {}).values()), []) if isinstance(i, dict)]
+        items = [i for i in items if (i.get("_instance") or {}).get("containerType", "decisioning") == "decisioning"]
+        sandbox = self.creds.sandbox
+        named = [i for i in items if _sandbox_of(i) is not None]
+        mine = [i for i in named if _sandbox_of(i) == sandbox]
+        if mine:
+            chosen = mine[0]
+        elif len(items) == 1 and not named:
+            chosen = items[0]
+        elif not items:
+            raise ConfigError(f"sandbox {sandbox!r} has no decisioning container",
                               hint="check --sandbox, or pass --container-id")
-        self.container_id = str(items[0]["instanceId"])
+        else:
+            listed = ", ".join(f"{i.get('instanceId')} ({_sandbox_of(i) or 'no sandbox named'})" for i in items)
+            raise ConfigError(f"no decisioning container for sandbox {sandbox!r} among: {listed}",
+                              hint="check --sandbox, or pass --container-id")
+        self.container_id = str(chosen["instanceId"])
         return self.container_id
 
     async def create(self, payload: dict[str, Any], data: bytes | None = None) -> Answer:
         """POST one offer. `data` is the payload's JSON when the caller encoded it already."""
         if self.target.api == "dps":
             # The query is part of the path: yarl need not build it again for every request.
-            return await self._send("POST", "/data/core/dps/offers?offer-type=fallback", body=payload, data=data,
+            return await self._send("POST", f"{DPS_ROOT}/offers?offer-type=fallback", body=payload, data=data,
                                     headers={"Content-Type": "application/json"})
-        return await self._send("POST", f"/data/core/xcore/{self.container_id}/instances", body=payload,
+        return await self._send("POST", f"{XCORE_ROOT}/{self.container_id}/instances", body=payload,
                                 data=data, headers={"Content-Type": XCORE_CONTENT_TYPE, "Accept": XCORE_ACCEPT})
 
-    async def delete(self, offer_id: str) -> Answer:
+    def _offer_path(self, offer_id: str) -> str:
         if self.target.api == "dps":
-            return await self._send("DELETE", f"/data/core/dps/offers/{quote(offer_id, safe='')}",
-                                    params=[("offer-type", "fallback")])
-        return await self._send("DELETE", f"/data/core/xcore/{self.container_id}/instances/{quote(offer_id, safe='')}")
+            return f"{DPS_ROOT}/offers/{quote(offer_id, safe='')}?offer-type=fallback"
+        return f"{XCORE_ROOT}/{self.container_id}/instances/{quote(offer_id, safe='')}"
 
-    async def find_by_name(self, name: str, limit: int = 50) -> Answer:
-        """The first page of offers with this name; `parse_list` reads it (names repeat rarely)."""
+    async def read(self, offer_id: str) -> Answer:
+        """One offer by its id (DPS id, xcore instanceId): immediate, unlike list and search."""
+        accept = "*,application/json" if self.target.api == "dps" else XCORE_INSTANCE_ACCEPT
+        return await self._send("GET", self._offer_path(offer_id), headers={"Accept": accept})
+
+    async def patch(self, offer_id: str, ops: list[dict[str, Any]], etag: str | int | None = None) -> Answer:
+        """A JSON Patch of one offer: DPS paths like /name; xcore paths under /_instance/, with If-Match."""
+        if self.target.api == "dps":
+            return await self._send("PATCH", self._offer_path(offer_id), body=ops,
+                                    headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": XCORE_PATCH_CONTENT_TYPE, "Accept": XCORE_ACCEPT}
+        if etag is not None:
+            headers["If-Match"] = str(etag)
+        return await self._send("PATCH", self._offer_path(offer_id), body=ops, headers=headers)
+
+    async def delete(self, offer_id: str) -> Answer:
+        headers = {"Accept": XCORE_ACCEPT} if self.target.api == "xcore" else None
+        return await self._send("DELETE", self._offer_path(offer_id), headers=headers)
+
+    async def find_by_name(self, name: str, limit: int = 100) -> Answer:
+        """The first page of offers whose name may be this one: the filter is exact when the name is
+        safe in a filter, a looser pattern otherwise; compare `Found.name` to be sure."""
         return await self.list_page(name=name, limit=limit)
 
     async def list_page(self, name: str | None = None, limit: int = 50, href: str | None = None) -> Answer:
-        """One page of fallback offers: the first (optionally filtered by name), or the one a next link
+        """One page of fallback offers: the first (optionally narrowed to a name), or the one a next link
         names."""
         if href is not None:
-            return await self._send("GET", href, headers=self._list_headers())
+            return await self._send("GET", self.link(href), headers=self._list_headers())
         if self.target.api == "dps":
             params = [("offer-type", "fallback"), ("limit", str(limit))]
             if name is not None:
-                params.append(("property", f"name=={name}"))
-            path = "/data/core/dps/offers"
+                params.append(("property", name_filter("name", name)))
+            path = f"{DPS_ROOT}/offers"
         else:
             params = [("schema", FALLBACK_SCHEMA), ("limit", str(limit))]
             if name is not None:
-                params.append(("property", f"_instance.xdm:name=={name}"))
-            path = f"/data/core/xcore/{self.container_id}/queries/core/search"
+                params.append(("property", name_filter("_instance.xdm:name", name)))
+            path = f"{XCORE_ROOT}/{self.container_id}/queries/core/search"
         return await self._send("GET", path, params=params, headers=self._list_headers())
+
+    async def placements_page(self, limit: int = 100, href: str | None = None) -> Answer:
+        """One page of the sandbox's placements (DPS /placements, or the xcore search of placements)."""
+        if href is not None:
+            return await self._send("GET", self.link(href), headers=self._list_headers())
+        if self.target.api == "dps":
+            return await self._send("GET", f"{DPS_ROOT}/placements", params=[("limit", str(limit))],
+                                    headers=self._list_headers())
+        return await self._send("GET", f"{XCORE_ROOT}/{self.container_id}/queries/core/search",
+                                params=[("schema", PLACEMENT_SCHEMA), ("limit", str(limit))],
+                                headers=self._list_headers())
 
     def _list_headers(self) -> dict[str, str]:
         return {"Accept": "*,application/json" if self.target.api == "dps" else XCORE_SEARCH_ACCEPT}
 
     def parse_list(self, body: Any) -> list[Found]:
         """The offers of a list or search answer, in either flavor's shape."""
-        return self._parse_list(body)
-
-    def _parse_list(self, body: Any) -> list[Found]:
         if not isinstance(body, dict):
             return []
         if self.target.api == "dps":
-            return [Found(str(d.get("id", "")), str(d.get("@id") or d.get("id", "")), str(d.get("name", "")), d)
-                    for d in body.get("results", []) if isinstance(d, dict)]
+            return [self.parse_offer(d) for d in body.get("results", []) if isinstance(d, dict)]
+        return [self.parse_offer(i) for i in (body.get("_embedded") or {}).get("results", []) if isinstance(i, dict)]
+
+    def parse_offer(self, item: dict[str, Any]) -> Found:
+        """One offer as a list, search or lookup shows it."""
+        if self.target.api == "dps":
+            return Found(str(item.get("id", "")), str(item.get("@id") or item.get("id", "")), str(item.get("name", "")),
+                         item, item.get("etag"), str(item.get("created") or item.get("createdDate") or ""),
+                         str(item.get("createdByClientId") or item.get("createdBy") or ""))
+        raw = item.get("_instance")
+        instance: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        return Found(str(item.get("instanceId", "")), str(item.get("@id") or instance.get("@id", "")),
+                     offer_name(instance), instance, item.get("repo:etag"), str(item.get("repo:createdDate") or ""),
+                     str(item.get("repo:createdByClientId") or item.get("repo:createdBy") or ""))
+
+    def total(self, body: Any) -> int | None:
+        """How many items a list or search says it has (xcore keeps the count inside `_embedded`)."""
+        if not isinstance(body, dict):
+            return None
+        holder = body if self.target.api == "dps" else body.get("_embedded") or {}
+        value = holder.get("total")
+        return value if isinstance(value, int) else None
+
+    def parse_placements(self, body: Any) -> list[PlacementInfo]:
+        """The placements of a list or search answer: id (DPS id or xcore @id), name, channel, type."""
+        if not isinstance(body, dict):
+            return []
         out = []
-        for item in body.get("_embedded", {}).get("results", []):
-            instance = item.get("_instance", {}) if isinstance(item, dict) else {}
-            out.append(Found(str(item.get("instanceId", "")), str(item.get("@id") or instance.get("@id", "")),
-                             offer_name(instance), instance))
+        if self.target.api == "dps":
+            for d in body.get("results", []):
+                if isinstance(d, dict):
+                    out.append(PlacementInfo(str(d.get("id", "")), str(d.get("name", "")), str(d.get("channel", "")),
+                                             str(d.get("componentType", "")), str(d.get("description") or "")))
+            return out
+        for item in (body.get("_embedded") or {}).get("results", []):
+            inst = item.get("_instance", {}) if isinstance(item, dict) else {}
+            kind = str(inst.get("xdm:componentType", "")).removeprefix(COMPONENT_TYPE_PREFIX)
+            out.append(PlacementInfo(str(inst.get("@id") or item.get("@id", "")), str(inst.get("xdm:name", "")),
+                                     str(inst.get("xdm:channel", "")), kind, str(inst.get("xdm:description") or "")))
         return out
+
+
+def _sandbox_of(container: dict[str, Any]) -> str | None:
+    for holder in (container, container.get("_instance") or {}):
+        for key in ("repo:sandboxName", "sandboxName"):
+            if isinstance(holder.get(key), str):
+                return str(holder[key])
+    return None
+
+
+_FILTER_SAFE = re.compile(r"[^\W_](?:[\w .:/'()@-]*[^\W_])?")  # letters/digits first and last, no , = ! < > ~
+
+
+def name_filter(field: str, name: str) -> str:
+    """A `property` expression that finds the offer named `name`, whatever characters the name holds.
+
+    Adobe's filter grammar splits on every comma and gives `= ! < > ~` meaning, and a service may trim
+    spaces; so a name with any of these is looked up with `~` and a whole-value pattern in which
+    every character but letters, digits and inner spaces is a wildcard (newlines and tabs are `\\s`).
+    The pattern may match other names too: callers compare the name exactly."""
+    if _FILTER_SAFE.fullmatch(name) and "  " not in name:
+        return f"{field}=={name}"
+    pattern = []
+    for i, ch in enumerate(name):
+        if ch.isalnum() or (ch == " " and 0 < i < len(name) - 1):
+            pattern.append(ch)
+        elif ch in "\t\n\r\f\v":
+            pattern.append("\\s")
+        else:
+            pattern.append(".")
+    return f"{field}~{''.join(pattern)}"
 
 
 def next_href(body: Any) -> str | None:

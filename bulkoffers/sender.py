@@ -130,30 +130,33 @@ class Sender:
         """POST one offer. A lost answer ends the loop ("lost"): the caller looks before sending again."""
         return await self.attempt(lambda: self.lib.create(body, data), announce, budget=budget, lost_ends=True)
 
+    async def named(self, name: str) -> list[Found]:
+        """Every offer whose name is exactly `name` (all pages of the lookup; the filter may be looser
+        than the name, so names are compared here). Raises LookupFailed when the lookup keeps failing."""
+        out: list[Found] = []
+        async for page in self.pages(lambda: self.lib.find_by_name(name)):
+            out += [item for item in page if item.name == name]
+        return out
+
     async def find(self, body: dict[str, Any]) -> Found | None:
         """After a lost answer: the offer with this body's name and content, or None when the lookup
-        finds none. Raises LookupFailed when the lookup itself keeps failing: then nobody knows."""
-        name = offer_name(body)
-        tried = await self.attempt(lambda: self.lib.find_by_name(name), stoppable=False)
-        if tried.outcome != "ok":
-            raise LookupFailed(tried.reason, status=tried.answer.status if tried.answer else None)
-        assert tried.answer is not None
-        for item in self.lib.parse_list(tried.answer.body):
-            if item.name == name and matches(body, item.document):
-                return item
-        return None
+        finds none (which proves nothing soon after a send: see the settle window). Raises LookupFailed
+        when the lookup itself keeps failing: then nobody knows."""
+        return next((item for item in await self.named(offer_name(body)) if matches(body, item.document)), None)
 
-    async def pages(self, first: Request) -> AsyncIterator[list[Found]]:
+    async def pages(self, first: Request, parse: Callable[[Any], list[Any]] | None = None) -> AsyncIterator[list[Any]]:
         """A list or search, page by page, each page through the attempt loop, following the next links.
-        Raises LookupFailed when a page cannot be read."""
+        `parse` turns a page's body into items (offers by default). Raises LookupFailed when a page
+        cannot be read."""
         from .client import next_href
 
+        parse = parse or self.lib.parse_list
         request = first
         while True:
             tried = await self.attempt(request, stoppable=False)
             if tried.outcome != "ok" or tried.answer is None:
                 raise LookupFailed(tried.reason, status=tried.answer.status if tried.answer else None)
-            yield self.lib.parse_list(tried.answer.body)
+            yield parse(tried.answer.body)
             href = next_href(tried.answer.body)
             if not href:
                 return

@@ -15,7 +15,7 @@ EXAMPLE_ROWS = [
      "format": "", "delivery_url": "https://example.com/img/spring.png", "link_url": "https://example.com/spring",
      "content": "", "language": "en"},
     {"offer_key": "spring-banner", "name": "", "description": "", "status": "", "start_date": "", "end_date": "",
-     "priority": "", "tags": "", "channel": "email", "placement": "offerPlacement5678", "component_type": "html",
+     "priority": "", "tags": "", "channel": "email", "placement": "offerPlacementMail01", "component_type": "html",
      "format": "text/html", "delivery_url": "", "link_url": "", "content": "<p>Spring sale: 20% off</p>",
      "language": "en,fr"},
 ]

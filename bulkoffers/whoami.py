@@ -36,7 +36,7 @@ async def _check(api: ApiConfig) -> AuthCheck:
             hint = auth_hint(answer) if verdict in (Verdict.FATAL, Verdict.REFRESH) else None
             raise FatalApiError(f"listing fallback offers failed: {excerpt(answer)}", status=answer.status, hint=hint)
         found = lib.parse_list(answer.body)
-        body = answer.body if isinstance(answer.body, dict) else {}
-        result.total = int(body["total"]) if isinstance(body.get("total"), int) else len(found)
+        total = lib.total(answer.body)
+        result.total = total if total is not None else len(found)
         result.names = [f.name for f in found]
     return result

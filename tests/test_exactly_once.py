@@ -88,7 +88,7 @@ def test_changed_input_is_refused_unless_forced(tmp_path: Path) -> None:
     with EmulatorServer(EmulatorConfig()) as emu:
         assert run_cli("import", str(source), "--results", str(results), *emulator_args(emu)).returncode == 0
         with source.open("a") as fh:
-            fh.write("extra offer,web,p,imagelink,https://x.com/e.png\n")
+            fh.write("extra offer,web,offerPlacementWeb01,imagelink,https://x.com/e.png\n")
         refused = run_cli("resume", str(results), *emulator_args(emu))
         assert refused.returncode == 2 and "changed since the run started" in refused.stderr
         assert "--force" in refused.stderr
@@ -123,9 +123,9 @@ def test_retry_sends_only_failed_rows_and_updates_results(tmp_path: Path) -> Non
 def test_retry_from_a_fixed_failures_file(tmp_path: Path) -> None:
     source = tmp_path / "offers.csv"
     source.write_text("name,channel,placement,component_type,delivery_url\n"
-                      "Good,web,p1,imagelink,https://x.com/a.png\n"
-                      "Broken,tv,p1,imagelink,https://x.com/b.png\n"
-                      "Also good,web,p1,imagelink,https://x.com/c.png\n", encoding="utf-8")
+                      "Good,web,offerPlacementWeb01,imagelink,https://x.com/a.png\n"
+                      "Broken,tv,offerPlacementWeb01,imagelink,https://x.com/b.png\n"
+                      "Also good,web,offerPlacementWeb01,imagelink,https://x.com/c.png\n", encoding="utf-8")
     results, failures = tmp_path / "r.csv", tmp_path / "f.csv"
     with EmulatorServer(EmulatorConfig()) as emu:
         first = run_cli("import", str(source), "--results", str(results), "--failures", str(failures),
@@ -161,7 +161,7 @@ def test_skip_existing_makes_a_rerun_harmless(tmp_path: Path) -> None:
 @pytest.mark.parametrize("api", ["dps", "xcore"])
 def test_rollback_deletes_what_the_run_created(tmp_path: Path, api: str) -> None:
     source = tmp_path / "offers.csv"
-    placement = "xcore:offer-placement:1" if api == "xcore" else "p1"
+    placement = "xcore:offer-placement:1250c9f1a2b3c4d6" if api == "xcore" else "offerPlacementWeb01"
     source.write_text("name,channel,placement,component_type,delivery_url\n" + "".join(
         f"o{i},web,{placement},imagelink,https://x.com/{i}.png\n" for i in range(6)), encoding="utf-8")
     results = tmp_path / "r.csv"

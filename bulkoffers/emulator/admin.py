@@ -56,3 +56,10 @@ async def admin_offers(request: web.Request) -> web.Response:
     sandbox = request.query.get("sandbox", "prod")
     return web.json_response([{"id": o.id, "@id": o.at_id, "name": o.name, "status": o.status, "flavor": o.flavor,
                                "body": o.body} for o in request.app[STATE].store.scan(sandbox)])
+
+
+async def admin_placements(request: web.Request) -> web.Response:
+    sandbox = request.query.get("sandbox", "prod")
+    return web.json_response([{"id": p.id, "@id": p.at_id, "instanceId": p.instance_id, "name": p.name,
+                               "channel": p.channel, "componentType": p.component_type}
+                              for p in request.app[STATE].store.placements(sandbox)])

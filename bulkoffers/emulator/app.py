@@ -38,7 +38,7 @@ async def body_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 def create_app(config: EmulatorConfig | None = None) -> web.Application:
     config = config or EmulatorConfig()
     app = web.Application(middlewares=[api_middleware, body_errors], client_max_size=1024 * 1024)
-    store = Store(config.db)
+    store = Store(config.db, config.placements)
     app[STATE] = State(config=config, store=store, faults=config.faults, rng=random.Random(config.faults.seed))
 
     async def close_store(app: web.Application) -> None:
@@ -51,13 +51,19 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_get("/data/core/dps/offers/{id}", dps.dps_get)
     app.router.add_patch("/data/core/dps/offers/{id}", dps.dps_patch)
     app.router.add_delete("/data/core/dps/offers/{id}", dps.dps_delete)
+    app.router.add_post("/data/core/dps/placements", dps.placements_create)
+    app.router.add_get("/data/core/dps/placements", dps.placements_list)
+    app.router.add_get("/data/core/dps/placements/{id}", dps.placements_get)
     app.router.add_get("/data/core/xcore/", xcore.xcore_containers)
     app.router.add_post("/data/core/xcore/{container}/instances", xcore.xcore_create)
     app.router.add_get("/data/core/xcore/{container}/instances/{id}", xcore.xcore_get)
+    app.router.add_patch("/data/core/xcore/{container}/instances/{id}", xcore.xcore_patch)
+    app.router.add_put("/data/core/xcore/{container}/instances/{id}", xcore.xcore_put)
     app.router.add_delete("/data/core/xcore/{container}/instances/{id}", xcore.xcore_delete)
     app.router.add_get("/data/core/xcore/{container}/queries/core/search", xcore.xcore_search)
     app.router.add_get("/__emulator/stats", admin.admin_stats)
     app.router.add_post("/__emulator/faults", admin.admin_faults)
     app.router.add_post("/__emulator/reset", admin.admin_reset)
     app.router.add_get("/__emulator/offers", admin.admin_offers)
+    app.router.add_get("/__emulator/placements", admin.admin_placements)
     return app

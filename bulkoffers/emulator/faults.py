@@ -16,8 +16,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _is_create(request: web.Request) -> bool:
+    """A request that creates an offer (DPS, or an xcore instance of the fallback-offer schema)."""
+    if request.method != "POST":
+        return False
     path = request.path.rstrip("/")
-    return request.method == "POST" and (path == "/data/core/dps/offers" or path.endswith("/instances"))
+    return path == "/data/core/dps/offers" or (path.endswith("/instances") and
+                                               "fallback-offer" in request.headers.get("Content-Type", ""))
 
 
 def _record_create(state: State, now: float) -> None:

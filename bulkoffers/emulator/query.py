@@ -1,5 +1,12 @@
-"""The list/search language both flavors share: `property` filters, `orderBy`, paging with next links,
-and the guardrail on offers per sandbox. Written from the API document, not from the client."""
+"""The list/search language both flavors share, as Adobe documents it: `property` filters, `orderBy`,
+`limit`, and paging with next links; and the guardrail on offers per sandbox.
+
+Filters: `property=EXPR[,EXPR...]`, repeatable; all expressions are ANDed. Every comma starts a new
+expression (so a value cannot hold a comma). An expression is `[!]field[op]value` with op one of
+`== != <= >= < > ~`, or a bare `[!]field`, true when the field is present; `~` is a regular expression
+that must match the whole value. Next links are relative to the API root (`/data/core/dps` or
+`/data/core/xcore`), as in Adobe's examples.
+"""
 
 from __future__ import annotations
 
@@ -11,37 +18,34 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .state import STATE, error
-from .store import StoredOffer
-from .validation import BodyError
+from .state import STATE, Refused
 
-_FILTER = re.compile(r"^(!?)([A-Za-z_@:.\-]+?)(==|!=|<=|>=|~|<|>)(.*)$", re.S)
+Filter = tuple[bool, str, str | None, str]  # (negated, field path, operator or None for presence, value)
+_OPERATORS = ("==", "!=", "<=", ">=", "~", "<", ">")
+_OPERATOR = re.compile("|".join(re.escape(op) for op in _OPERATORS))
 
 
 async def json_body(request: web.Request) -> Any:
+    from .validation import BodyError
+
     try:
         return json.loads(await request.text())
     except ValueError:
         raise BodyError("body is not valid JSON") from None
 
 
-def parse_filters(values: list[str]) -> list[tuple[bool, str, str, str]]:
-    """`property` expressions `[!]field op value`; repeated params and comma-joined lists are ANDed.
-    A comma that does not start a new expression stays part of the value."""
-    out: list[tuple[bool, str, str, str]] = []
+def parse_filters(values: list[str]) -> list[Filter]:
+    """Each `property` value split on every comma; each expression at its first operator."""
+    out: list[Filter] = []
     for raw in values:
-        parts: list[str] = []
-        for piece in raw.split(","):
-            if parts and not _FILTER.match(piece):
-                parts[-1] += "," + piece
+        for expr in raw.split(","):
+            negated = expr.startswith("!")
+            expr = expr[1:] if negated else expr
+            found = _OPERATOR.search(expr)
+            if found is None:
+                out.append((negated, expr, None, ""))  # a bare field: is it there?
             else:
-                parts.append(piece)
-        for part in parts:
-            m = _FILTER.match(part)
-            if not m:
-                raise BodyError(f"property '{part}' is not of the form [!]field<op>value")
-            neg, fname, op, value = m.groups()
-            out.append((neg == "!", fname, op, value))
+                out.append((negated, expr[:found.start()], found.group(), expr[found.end():]))
     return out
 
 
@@ -54,41 +58,43 @@ def lookup(doc: dict[str, Any], path: str) -> Any:
     return cur
 
 
-def matches_filters(doc: dict[str, Any], filters: list[tuple[bool, str, str, str]]) -> bool:
-    for neg, fname, op, value in filters:
-        actual = lookup(doc, fname)
-        text = "" if actual is None else str(actual)
-        if op == "==":
-            ok = actual is not None and text == value
-        elif op == "!=":
-            ok = text != value
-        elif op == "~":
-            try:
-                ok = re.search(value, text) is not None
-            except re.error:
-                raise BodyError(f"property {fname}~{value}: not a valid regular expression") from None
-        else:
-            ok = actual is not None and {"<": text < value, ">": text > value, "<=": text <= value,
-                                         ">=": text >= value}[op]
-        if ok == neg:
-            return False
-    return True
+def _holds(actual: Any, op: str | None, value: str, field: str) -> bool:
+    if op is None:
+        return actual is not None
+    text = "" if actual is None else str(actual)
+    if op == "==":
+        return actual is not None and text == value
+    if op == "!=":
+        return text != value
+    if op == "~":
+        try:
+            return actual is not None and re.fullmatch(value, text) is not None
+        except re.error:
+            raise Refused(400, "Bad Request", f"property {field}~{value}: not a valid regular expression") from None
+    return actual is not None and {"<": text < value, ">": text > value, "<=": text <= value, ">=": text >= value}[op]
 
 
-def page(request: web.Request, docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def matches_filters(doc: dict[str, Any], filters: list[Filter]) -> bool:
+    return all(_holds(lookup(doc, field), op, value, field) != negated for negated, field, op, value in filters)
+
+
+def page(request: web.Request, docs: list[dict[str, Any]], root: str, link_type: dict[str, str]
+         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One page, and its self and next links relative to `root` (the API's base path)."""
     cfg = request.app[STATE].config
     try:
         limit = int(request.query.get("limit", cfg.page_limit))
         start = int(request.query.get("start", "0") or 0)
     except ValueError:
-        raise BodyError("limit and start must be integers") from None
+        raise Refused(400, "Bad Request", "limit and start must be integers") from None
     if not 1 <= limit <= cfg.max_page_limit:
-        raise BodyError(f"limit must be between 1 and {cfg.max_page_limit}")
+        raise Refused(400, "Bad Request", f"limit must be between 1 and {cfg.max_page_limit}")
     found = docs[start:start + limit]
-    links: dict[str, Any] = {"self": {"href": str(request.rel_url)}}
+    path = request.path.removeprefix(root)
+    links: dict[str, Any] = {"self": {"href": f"{path}?{urlencode(list(request.query.items()))}", **link_type}}
     if start + limit < len(docs):
         query = [(k, v) for k, v in request.query.items() if k != "start"] + [("start", str(start + limit))]
-        links["next"] = {"href": f"{request.path}?{urlencode(query)}"}
+        links["next"] = {"href": f"{path}?{urlencode(query)}", **link_type}
     return found, links
 
 
@@ -102,20 +108,27 @@ def sort_docs(docs: list[dict[str, Any]], order_by: str | None) -> list[dict[str
     return docs
 
 
-def query_offers(request: web.Request, sandbox: str, view: Callable[[StoredOffer], dict[str, Any]],
-           name_field: str) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
-    """List/search: `property` filters, `orderBy`, then one page. An exact name filter goes to the
-    index; the rest are checked on the documents as the flavor shows them."""
+def query_docs(request: web.Request, docs: list[dict[str, Any]], root: str, link_type: dict[str, str]
+               ) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+    """List/search over documents as the flavor shows them: filters, `orderBy`, then one page."""
     filters = parse_filters(request.query.getall("property", []))
-    exact = next((v for neg, f, op, v in filters if f == name_field and op == "==" and not neg), None)
-    docs = [d for d in map(view, request.app[STATE].store.scan(sandbox, exact)) if matches_filters(d, filters)]
-    found, links = page(request, sort_docs(docs, request.query.get("orderBy")))
-    return found, links, len(docs)
+    chosen = [d for d in docs if matches_filters(d, filters)]
+    order_by = request.query.get("orderBy") or request.query.get("orderby")
+    found, links = page(request, sort_docs(chosen, order_by), root, link_type)
+    return found, links, len(chosen)
 
 
-def guardrail(request: web.Request, sandbox: str) -> web.Response | None:
+def exact_name(request: web.Request, name_field: str) -> str | None:
+    """An `==` filter on the name, if there is one: the store narrows by it (an index)."""
+    filters = parse_filters(request.query.getall("property", []))
+    return next((v for neg, f, op, v in filters if f == name_field and op == "==" and not neg), None)
+
+
+def guardrail(request: web.Request, sandbox: str) -> None:
     cfg = request.app[STATE].config
     if request.app[STATE].store.count(sandbox) >= cfg.max_offers:
-        return error(400, "Guardrail", f"sandbox {sandbox} already holds {cfg.max_offers} offers, the maximum",
-                     error_code="OFFER-GUARDRAIL")
-    return None
+        raise Refused(400, "Guardrail", f"sandbox {sandbox} already holds {cfg.max_offers} offers, the maximum",
+                      error_code="OFFER-GUARDRAIL")
+
+
+Viewer = Callable[[Any], dict[str, Any]]

@@ -14,6 +14,31 @@ DEFAULT_ORG_ID = "EMULATOR0000000000000000@AdobeOrg"
 DEFAULT_SANDBOX = "prod"
 
 FALLBACK_SCHEMA = "https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.1"
+PLACEMENT_SCHEMA = "https://ns.adobe.com/experience/offer-management/offer-placement;version=0.4"
+_WEB, _EMAIL, _MOBILE = (f"https://ns.adobe.com/xdm/channel-types/{c}" for c in ("web", "email", "mobile"))
+# The placements every sandbox starts with. The first two are the ones Adobe's own examples use (a web
+# image placement for the DPS create, "Placement one" for the placement and xcore examples).
+DEFAULT_PLACEMENTS: tuple[dict[str, str], ...] = (
+    {"id": "offerPlacement1234", "at_id": "xcore:offer-placement:124e0be5699743d1", "name": "Web image",
+     "channel": _WEB, "component_type": "imagelink"},
+    {"id": "offerPlacement5678", "at_id": "xcore:offer-placement:124e0be5699743d3", "name": "Placement one",
+     "description": "Web HTML", "channel": _WEB, "component_type": "html"},
+    {"id": "offerPlacementWeb01", "at_id": "xcore:offer-placement:1250c9f1a2b3c4d6", "name": "Web banner",
+     "channel": _WEB, "component_type": "imagelink"},
+    {"id": "offerPlacementWebText01", "at_id": "xcore:offer-placement:1250c9f1a2b3c4d7", "name": "Web text",
+     "channel": _WEB, "component_type": "text"},
+    {"id": "offerPlacementWebJson01", "at_id": "xcore:offer-placement:1250c9f1a2b3c4d8", "name": "Web JSON",
+     "channel": _WEB, "component_type": "json"},
+    {"id": "offerPlacementMail01", "at_id": "xcore:offer-placement:1250c9f1a2b3c4d9", "name": "Email body",
+     "channel": _EMAIL, "component_type": "html"},
+    {"id": "offerPlacementMailImage01", "at_id": "xcore:offer-placement:1250c9f1a2b3c4da", "name": "Email banner",
+     "channel": _EMAIL, "component_type": "imagelink"},
+    {"id": "offerPlacementApp01", "at_id": "xcore:offer-placement:1250c9f1a2b3c4db", "name": "App message",
+     "channel": _MOBILE, "component_type": "text"},
+    {"id": "offerPlacementAppImage01", "at_id": "xcore:offer-placement:1250c9f1a2b3c4dc", "name": "App banner",
+     "channel": _MOBILE, "component_type": "imagelink"},
+)
+COMPONENT_TYPES = ("imagelink", "html", "text", "json")
 
 
 @dataclass(frozen=True)
@@ -31,6 +56,7 @@ class Faults:
     slow_seconds: float = 30.0
     scope: str = "all"  # "all" API requests, or only "create" requests
     seed: int | None = None  # makes the random faults reproducible
+    index_lag: float = 0.0  # list and search show a new offer only this many seconds after it is stored
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "reset_rate", "drop_rate", "slow_rate"):
@@ -41,8 +67,8 @@ class Faults:
             raise ValueError("rate_limit must be positive")
         if self.scope not in ("all", "create"):
             raise ValueError("scope must be 'all' or 'create'")
-        if self.latency_ms < 0 or self.jitter_ms < 0 or self.slow_seconds < 0:
-            raise ValueError("latency, jitter and slow_seconds cannot be negative")
+        if self.latency_ms < 0 or self.jitter_ms < 0 or self.slow_seconds < 0 or self.index_lag < 0:
+            raise ValueError("latency, jitter, slow_seconds and index_lag cannot be negative")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Faults:
@@ -68,6 +94,8 @@ class EmulatorConfig:
     max_page_limit: int = 1000
     db: str | None = None  # sqlite file; None keeps everything in memory
     faults: Faults = field(default_factory=Faults)
+    placements: tuple[dict[str, str], ...] = DEFAULT_PLACEMENTS  # every sandbox starts with these
+    max_placements: int = 1_000  # guardrail per sandbox
 
     def with_faults(self, **changes: Any) -> EmulatorConfig:
         return replace(self, faults=replace(self.faults, **changes))
@@ -82,6 +110,43 @@ class EmulatorConfig:
             faults["retry_after"] = False
         if options.get("fault_scope"):
             faults["scope"] = options["fault_scope"]
-        own = {f.name for f in fields(cls)} - {"faults"}
+        own = {f.name for f in fields(cls)} - {"faults", "placements"}
         settings = {k: v for k, v in options.items() if k in own and v is not None}
+        if options.get("placements"):
+            settings["placements"] = load_placements(options["placements"])
         return cls(**settings, faults=Faults(**faults))
+
+
+def load_placements(path: str) -> tuple[dict[str, str], ...]:
+    """`--placements FILE`: a JSON list of placements, each with name, channel (a channel URI or a
+    short name such as web) and componentType (imagelink, html, text, json), and optionally id, @id and
+    description. Raises ValueError naming the entry and field that is wrong."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise ValueError(f"cannot read --placements {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ValueError(f"--placements {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, list):
+        raise ValueError(f"--placements {path} must hold a JSON list of placements")
+    out = []
+    for i, item in enumerate(data):
+        where = f"--placements {path}, entry {i}"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
+            raise ValueError(f"{where}: needs a name")
+        kind = item.get("componentType", item.get("component_type"))
+        if kind not in COMPONENT_TYPES:
+            raise ValueError(f"{where}: componentType must be one of {', '.join(COMPONENT_TYPES)}")
+        channel = item.get("channel")
+        if not isinstance(channel, str) or not channel:
+            raise ValueError(f"{where}: needs a channel")
+        if "://" not in channel:
+            channel = f"https://ns.adobe.com/xdm/channel-types/{channel}"
+        out.append({"name": item["name"], "channel": channel, "component_type": kind,
+                    "description": str(item.get("description", "")), "id": str(item.get("id", "")),
+                    "at_id": str(item.get("@id", item.get("at_id", "")))})
+    return tuple(out)
+

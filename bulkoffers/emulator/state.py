@@ -31,9 +31,9 @@ class Refused(Exception):
         return error(self.status, self.title, self.detail, **self.extra)
 
 
-def find_offer(request: web.Request, sandbox: str, what: str = "offer") -> StoredOffer:
-    """The offer the path names (`{id}`: an id or @id) in this sandbox, or a 404."""
-    offer = request.app[STATE].store.get(sandbox, request.match_info["id"])
+def find_offer(request: web.Request, sandbox: str, flavor: str, what: str = "offer") -> StoredOffer:
+    """The offer the path names (`{id}`: an id or @id) in this sandbox and flavor, or a 404."""
+    offer = request.app[STATE].store.get(sandbox, flavor, request.match_info["id"])
     if offer is None:
         raise Refused(404, "Not Found", f"{what} {request.match_info['id']} not found in sandbox {sandbox}")
     return offer
