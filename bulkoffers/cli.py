@@ -3,6 +3,7 @@ so `bulkoffers --help` stays fast. Library errors become one `Error: ...` line h
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -12,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .config import (DEFAULT_SCOPES, ApiConfig, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
+from .config import (DEFAULT_SCOPES, DEFAULT_SETTLE, ApiConfig, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
                      RateLimit, ReadOptions, RetryPolicy, Target, load_mapping)
 from .errors import BulkOffersError, ConfigError, FatalApiError, InputError, Interrupted
 from .redact import Redactor
@@ -57,6 +58,14 @@ def run_guarded(fn: Callable[[], int]) -> NoReturn:
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)
     sys.exit(code)
+
+
+def ask(question: str, what: str) -> None:
+    """A yes/no question on the terminal; without one (stdin closed or piped) the user must say --yes."""
+    stdin = sys.stdin
+    if stdin is None or stdin.closed or not stdin.isatty():
+        raise ConfigError(f"{what} and needs confirmation, but there is no terminal to ask on", hint="pass --yes")
+    click.confirm(question, abort=True, err=True)
 
 
 def parse_sheet(sheet: str | None) -> str | int | None:
@@ -128,6 +137,8 @@ def print_summary_line(summary: Any, dry: bool) -> None:
         return
     rate = summary.created / summary.elapsed if summary.elapsed else 0.0
     parts = [f"{counts.get(k, 0)} {k}" for k in ("created", "failed", "invalid", "skipped")]
+    if counts.get("may_exist"):  # never let "failed" read as "absent" when nobody knows
+        parts[1] += f" ({counts['may_exist']} may exist: `bulkoffers verify` or `retry` looks them up)"
     click.echo(f"{plural(summary.rows, 'row')}: {', '.join(parts)} in {summary.elapsed:.1f} s ({rate:.1f} rows created/s)", err=True)
     click.echo(f"results: {summary.results}", err=True)
     if summary.failures:
@@ -206,6 +217,9 @@ def send_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--deadline", type=float, default=300.0, show_default=True,
                      help="Seconds one offer may spend in retries."),
         click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds one request may take."),
+        click.option("--settle", type=float, default=DEFAULT_SETTLE, show_default=True,
+                     help="Seconds after a lost answer before a lookup that finds nothing counts as proof that "
+                          "the offer is absent (list and search may lag behind writes)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
         click.option("--verbose", "-v", is_flag=True,
                      help="Log every request (method, URL, status, time) to stderr; secrets are redacted."),
@@ -259,7 +273,7 @@ def setup_logging(verbose: bool) -> None:
 
 
 def send_settings(opts: dict[str, Any]) -> dict[str, Any]:
-    return {"rate": RateLimit(opts["rate"]), "concurrency": opts["concurrency"],
+    return {"rate": RateLimit(opts["rate"]), "concurrency": opts["concurrency"], "settle": opts["settle"],
             "retry": RetryPolicy(attempts=opts["retries"], deadline=opts["deadline"], timeout=opts["timeout"])}
 
 
@@ -277,6 +291,8 @@ def report(summary: Any) -> int:
 @click.option("--dry-run", is_flag=True, help="Validate and build payloads only; send nothing.")
 @click.option("--skip-existing", is_flag=True,
               help="List the sandbox's fallback offers first; rows whose name exists are skipped, not sent.")
+@click.option("--verify", is_flag=True, help="After the run (and the settle window), check that every created "
+                                              "offer exists once with the run's content (see `bulkoffers verify`).")
 @click.option("--resume", is_flag=True, help="Continue the last run of FILE (or the one --results names) "
                                               "after a crash or Ctrl-C: created rows are not sent again.")
 @send_options
@@ -316,36 +332,44 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
 
         results = opts["results_path"] or latest_results(file)
         return _continue(results, opts, redo_failed=False, override_input=file)
-    read, mapping = _read(opts["sheet"], opts["delimiter"]), load_mapping(opts["mapping_path"])
+    # Every option is checked before anything starts (the in-process emulator included).
+    read, mapping, sending = _read(opts["sheet"], opts["delimiter"]), load_mapping(opts["mapping_path"]), \
+        send_settings(opts)
+    target = Target(api=opts["api"], base_url=opts["base_url"], ims_url=opts["ims_url"],
+                    container_id=opts["container_id"])
+    results = opts["results_path"] or default_output(file, "results")
+    failures = opts["failures_path"] or default_output(file, "failures")
     server = None
-    base_url, ims_url = opts["base_url"], opts["ims_url"]
-    if opts["emulator"]:
+    if opts["emulator"]:  # the embedded defaults; nothing from the environment applies
         from .emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, EmulatorServer
 
-        server = EmulatorServer().start()
-        base_url = ims_url = server.url
-        click.echo(f"emulator: {server.url} (in-process; offers vanish when the run ends)", err=True)
-    if opts["emulator"]:  # the embedded defaults; nothing from the environment applies
         creds = Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, opts["sandbox"] or "prod")
         setup_logging(bool(opts.get("verbose")))
     else:
         creds = make_credentials(opts)
-    cfg = ImportConfig(
-        input=file, results=opts["results_path"] or default_output(file, "results"),
-        failures=opts["failures_path"] or default_output(file, "failures"),
-        target=Target(api=opts["api"], base_url=base_url, ims_url=ims_url, container_id=opts["container_id"]),
-        credentials=creds, read=read, mapping=mapping, default_status=opts["default_status"], force=opts["force"],
-        payloads_out=opts["payloads_out"], skip_existing=opts["skip_existing"], **send_settings(opts))
+    cfg = ImportConfig(input=file, results=results, failures=failures, target=target, credentials=creds, read=read,
+                       mapping=mapping, default_status=opts["default_status"], force=opts["force"],
+                       payloads_out=opts["payloads_out"], skip_existing=opts["skip_existing"], **sending)
     load_heavy()
     from .engine import import_file
     from .progress import TqdmProgress
 
+    if opts["emulator"]:
+        server = EmulatorServer().start()
+        cfg = dataclasses.replace(cfg, target=dataclasses.replace(target, base_url=server.url, ims_url=server.url))
+        click.echo(f"emulator: {server.url} (in-process; offers vanish when the run ends)", err=True)
     try:
         summary = import_file(cfg, TqdmProgress(quiet=opts["quiet"]))
+        code = report(summary)
+        if opts["verify"]:
+            from .runrecord import journal_path, load_journal
+
+            state = load_journal(journal_path(cfg.results))
+            code = max(code, report_verification(state, cfg.api_config, cfg.results, None, False, True))
     finally:
         if server is not None:
             server.stop()
-    return report(summary)
+    return code
 
 
 def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_input: Path | None = None,
@@ -424,7 +448,7 @@ def rollback_cmd(results: Path, yes: bool, out: Path | None, force: bool, **opts
 
 
 def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dict[str, Any]) -> int:
-    from .runrecord import journal_path, load_journal
+    from .runrecord import api_config_of, journal_path, load_journal
     from .undo import rollback
 
     state = load_journal(journal_path(results))
@@ -438,17 +462,72 @@ def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dic
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it, or choose another --out")
     if not yes:
-        if not sys.stdin.isatty():
-            raise ConfigError("rollback deletes offers and needs confirmation", hint="pass --yes")
-        click.confirm(f"Delete {offers} offers created by the run of {h['input']} in sandbox {h['sandbox']!r} "
-                      f"({h['api']})?", abort=True, err=True)
-    target = Target(api=h["api"], base_url=opts.get("base_url") or h["base_url"],
-                    ims_url=opts.get("ims_url") or h["ims_url"], container_id=h.get("container_id"))
+        ask(f"Delete {offers} offers created by the run of {h['input']} in sandbox {h['sandbox']!r} ({h['api']})?",
+            "rollback deletes offers")
     creds = make_credentials(opts, h["sandbox"], h.get("org_id"))
-    summary = rollback(created, ApiConfig(target, creds, **send_settings(opts)), out)
+    summary = rollback(created, api_config_of(state, creds, base_url=opts.get("base_url"),
+                                              ims_url=opts.get("ims_url"), **send_settings(opts)), out)
     click.echo(f"{summary.offers} offers: {summary.deleted} deleted, {summary.gone} already gone, "
                f"{summary.failed} failed; details: {out}", err=True)
     return EXIT_OK if summary.failed == 0 else EXIT_ROWS_FAILED
+
+
+@main.command("verify", context_settings=CONTEXT)
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--fix", is_flag=True, help="Delete the extra copies the run made (same name and content, not the "
+                                          "recorded id, created by the run's client since the run began).")
+@click.option("--yes", "-y", is_flag=True, help="With --fix: do not ask for confirmation.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Verification CSV [RESULTS with .verify.csv].")
+@click.option("--base-url", help="Platform API base URL [the run's].")
+@click.option("--ims-url", help="IMS base URL [the run's].")
+@send_options
+@auth_options
+def verify_cmd(results: Path, fix: bool, yes: bool, out: Path | None, **opts: Any) -> None:
+    """Check that every offer the run which wrote RESULTS created exists once, with the run's content.
+
+    Each created offer is read by its id; its name is looked up (after the settle window since the
+    run's last send) for other offers with the same name and content. Prints the rows that are missing,
+    duplicated or changed, and writes every checked row to RESULTS.verify.csv. With --fix, deletes the
+    extra copies the run itself made (asks first unless --yes) and never any other offer.
+
+    Exit code 0 when every created row is present once, 1 otherwise."""
+    run_guarded(lambda: _verify(results, fix, yes, out, opts))
+
+
+def _verify(results: Path, fix: bool, yes: bool, out: Path | None, opts: dict[str, Any]) -> int:
+    from .runrecord import api_config_of, journal_path, load_journal
+
+    state = load_journal(journal_path(results))
+    h = state.header
+    creds = make_credentials(opts, h["sandbox"], h.get("org_id"))
+    api = api_config_of(state, creds, base_url=opts.get("base_url"), ims_url=opts.get("ims_url"), **send_settings(opts))
+    return report_verification(state, api, results, out, fix, yes)
+
+
+def report_verification(state: Any, api: ApiConfig, results: Path, out: Path | None, fix: bool, yes: bool) -> int:
+    from .verify import verify
+
+    out = out or results.with_name(results.name.removesuffix(".csv") + ".verify.csv")
+
+    def confirm(copies: int) -> bool:
+        if not yes:
+            ask(f"Delete {copies} extra copies that the run of {state.header['input']} made in sandbox "
+                f"{state.header['sandbox']!r}?", "verify --fix deletes offers")
+        return True
+
+    report = verify(state, api, out, fix=fix, confirm=confirm, note=lambda m: click.echo(m, err=True))
+    for check in report.checks:
+        if check.status != "present" or check.action:
+            copies = f" (copies: {' '.join(check.copies)})" if check.copies else ""
+            action = f"; {check.action}" if check.action else ""
+            click.echo(f"{results}: row {check.row}, {check.name!r}: {check.status}, id {check.id}{copies}: "
+                       f"{check.detail}{action}")
+    counts = report.counts
+    parts = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("present", "missing", "duplicated", "changed"))
+    fixed = f"; {report.deleted} extra copies deleted" if fix else ""
+    click.echo(f"verified {plural(len(report.checks), 'created row')}: {parts}{fixed}; details: {out}", err=True)
+    return EXIT_OK if report.ok else EXIT_ROWS_FAILED
 
 
 @main.command("check-auth", context_settings=CONTEXT)
@@ -532,9 +611,16 @@ def template_cmd(out: Path, force: bool) -> None:
               help="Share of creates stored and then dropped without an answer (commit-then-drop).")
 @click.option("--slow-rate", default=0.0, show_default=True, help="Share of answers delayed by --slow-seconds.")
 @click.option("--slow-seconds", default=30.0, show_default=True, help="Delay of a slow answer.")
-@click.option("--fault-scope", type=click.Choice(["all", "create"]), default="all", show_default=True,
-              help="Faults hit all API requests, or only creates.")
+@click.option("--fault-scope", type=click.Choice(["all", "create", "list"]), default="all", show_default=True,
+              help="Faults hit all API requests, only creates, or only list/search/lookup requests.")
 @click.option("--seed", type=int, help="Seed for reproducible random faults.")
+@click.option("--index-lag", type=float, default=0.0, show_default=True,
+              help="List and search show a new offer only this many seconds after it is stored "
+                   "(lookup by id at once), as search indexes do.")
+@click.option("--placements", type=click.Path(dir_okay=False),
+              help="JSON list of placements every sandbox starts with (name, channel, componentType, optional "
+                   "id, @id, description) instead of the built-in set.")
+@click.option("--max-placements", default=1_000, show_default=True, help="Guardrail: placements per sandbox.")
 def emulator_cmd(host: str, port: int, **options: Any) -> None:
     """Run a local Offer Library API (DPS and xcore, with IMS) to rehearse imports against.
 

@@ -141,6 +141,17 @@ def load_mapping(path: Path | None) -> MappingSpec:
     return MappingSpec(columns, defaults)
 
 
+# Adobe promises no read-after-write for list and search; search indexes of this kind show a write
+# after about a second and several under load. Ten seconds covers that with margin; it costs a row in
+# doubt nothing while other rows go out, and a run at most ten seconds at its end (README, "settle").
+DEFAULT_SETTLE = 10.0
+
+
+def check_settle(settle: float) -> None:
+    if not 0 <= settle <= 3600:
+        raise ConfigError(f"--settle must be between 0 and 3600 seconds, got {settle:g}")
+
+
 def workers_for(rate: RateLimit, concurrency: int | None) -> int:
     """The one rule for how many requests may be in flight: `--concurrency`, or enough to keep `rate`
     requests going at up to ~1.5 s latency, within reason."""
@@ -158,10 +169,14 @@ class ApiConfig:
     rate: RateLimit = RateLimit()
     retry: RetryPolicy = RetryPolicy()
     concurrency: int | None = None
+    settle: float = DEFAULT_SETTLE
 
     @property
     def workers(self) -> int:
         return workers_for(self.rate, self.concurrency)
+
+    def __post_init__(self) -> None:
+        check_settle(self.settle)
 
 
 @dataclass(frozen=True)
@@ -180,6 +195,7 @@ class ImportConfig:
     force: bool = False
     payloads_out: Path | None = None
     skip_existing: bool = False  # list the sandbox first; rows whose name exists are skipped
+    settle: float = DEFAULT_SETTLE  # seconds after a lost answer before not finding the offer proves it absent
 
     @property
     def workers(self) -> int:
@@ -187,10 +203,11 @@ class ImportConfig:
 
     @property
     def api_config(self) -> ApiConfig:
-        return ApiConfig(self.target, self.credentials, self.rate, self.retry, self.concurrency)
+        return ApiConfig(self.target, self.credentials, self.rate, self.retry, self.concurrency, self.settle)
 
     def __post_init__(self) -> None:
         if self.concurrency is not None and not 1 <= self.concurrency <= 1024:
             raise ConfigError(f"--concurrency must be between 1 and 1024, got {self.concurrency}")
+        check_settle(self.settle)
         if self.default_status not in ("draft", "approved", "archived"):
             raise ConfigError(f"--status must be draft, approved or archived, got {self.default_status!r}")

@@ -1,34 +1,34 @@
 """The import pipeline: reader → validation → bounded worker pool (rate limiter + concurrency cap +
 retries) → results. One event loop (anyio) does the reading, validating and sending, a slice of
 offers per turn; a bounded feed between producer and workers keeps memory flat in the number of rows.
+What happens to one offer (send, look up, send again) is sender.py's; this module runs the pool.
 
-Exactly-once rules: a create whose answer was lost (timeout, dropped connection) is looked up by name
-before it is sent again; a row is written to results exactly once; rows never reached (Ctrl-C, a fatal
-API error, an unreadable line) are swept into results as `skipped` / not attempted.
+Exactly-once rules: an offer whose answer was lost is set aside, looked up at once and, if not found,
+again once the settle window after its last send has passed, and only then sent again (the workers go
+on with other offers meanwhile); a row is written to results exactly once; rows never reached (Ctrl-C,
+a fatal API error, an unreadable line) are swept into results as `skipped` / not attempted.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import gc
 import random
 import signal
 import time
-import gc
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from .answers import auth_hint, receipt_ids
 from .config import ImportConfig
-from .errors import BulkOffersError, ConfigError, FatalApiError, InputError, Interrupted, LookupFailed
+from .errors import BulkOffersError, ConfigError, InputError, Interrupted, LookupFailed
 from .grouping import prepare
 from .offers import Prepared
 from .ratelimit import RateLimiter
 from .redact import Redactor
 from .results import NOT_ATTEMPTED, ResultsWriter, RowResult, Summary, check_writable
-from .runrecord import Journal, JournalState, check_input, journal_path, run_header
-from .sender import Sender
+from .runrecord import TICK_SECONDS, Journal, JournalState, check_input, journal_path, run_header
+from .sender import Job, Result, Sender
 from .source import Loaded, load, row_results, with_payloads
 
 if TYPE_CHECKING:  # aiohttp loads with the client when a run starts: validate and dry runs never need it
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # aiohttp loads with the client when a run starts: validate a
 class Progress(Protocol):
     def start(self, total: int) -> None: ...
     def advance(self, result: RowResult, rate: float) -> None: ...
+    def status(self, text: str) -> None: ...
     def note(self, message: str) -> None: ...
     def close(self) -> None: ...
 
@@ -45,6 +46,7 @@ class Progress(Protocol):
 class NoProgress:
     def start(self, total: int) -> None: ...
     def advance(self, result: RowResult, rate: float) -> None: ...
+    def status(self, text: str) -> None: ...
     def note(self, message: str) -> None: ...
     def close(self) -> None: ...
 
@@ -71,12 +73,15 @@ class Importer:
         self._rng = random.Random()
         self.writer: ResultsWriter | None = None
         self.loaded: Loaded | None = None
+        self.sender: Sender
         self._abort: anyio.CancelScope  # the second Ctrl-C cancels requests in flight
         self._in_flight: set[int] = set()  # first row of each offer whose POST is on the wire
+        self._aside: dict[int, Job] = {}  # offers set aside until their next look (first row → job)
 
     # ---- bookkeeping ---------------------------------------------------------------------------------
 
-    def record(self, results: list[RowResult], replayed: bool = False, in_doubt: bool = False) -> None:
+    def record(self, results: list[RowResult], replayed: bool = False, in_doubt: bool = False,
+               sent: float | None = None, digest: str | None = None) -> None:
         assert self.writer is not None
         for r in results:
             if self.is_recorded(r.row):
@@ -86,8 +91,8 @@ class Importer:
             self.recorded[r.row] = 1
             self.recorded_count += 1
             if self.journal is not None and not replayed:
-                self.journal.done(r, in_doubt)
-            self.writer.write(r)
+                self.journal.done(r, in_doubt, sent, digest)
+            self.writer.write(r, in_doubt)
             self.progress.advance(r, self.limiter.rate)
 
     def is_recorded(self, row: int) -> bool:
@@ -140,7 +145,8 @@ class Importer:
         from .client import open_library
 
         async with open_library(cfg.api_config) as lib:  # fails fast on credentials and container
-            self.sender = Sender(lib, self.limiter, cfg.retry, stopping=self.stop.is_set, rng=self._rng)
+            self.sender = Sender(lib, self.limiter, cfg.retry, stopping=self.stop.is_set, rng=self._rng,
+                                 settle=cfg.settle)
             if cfg.skip_existing:
                 await self._list_existing(lib)
             if self.prior is None:
@@ -160,9 +166,9 @@ class Importer:
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._watch_signals)
-                    tg.start_soon(self._flush_now_and_then)
+                    tg.start_soon(self._now_and_then)
                     await self._pipeline()
-                    tg.cancel_scope.cancel()  # stops the signal watcher
+                    tg.cancel_scope.cancel()  # stops the signal watcher and the ticker
             finally:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(self._sweep)
@@ -195,17 +201,42 @@ class Importer:
         except (NotImplementedError, ValueError, RuntimeError):
             return  # not the main thread (tests, embedding): no signal handling
 
+    async def _now_and_then(self) -> None:
+        """Once a second: results reach the disk (also through quiet spells such as long retries), the
+        journal gets a tick (a kill's time is then known to within a second), and the progress bar
+        says what the run is waiting for."""
+        assert self.writer is not None and self.journal is not None
+        while True:
+            await anyio.sleep(TICK_SECONDS)
+            self.writer.flush()
+            self.journal.tick()
+            if self._aside:
+                wait = max(0.0, min(job.next_at for job in self._aside.values()) - time.monotonic())
+                self.progress.status(f"{len(self._aside)} in doubt, next look in {wait:.0f} s")
+            else:
+                self.progress.status("")
+
     async def _pipeline(self) -> None:
         workers = self.cfg.workers
         feed = Feed(room_below=max(2 * SLICE, 2 * workers))  # offers waiting: a couple of slices
         with self._abort:
             async with anyio.create_task_group() as tg:
                 for _ in range(workers):
-                    tg.start_soon(self._worker, feed)
+                    tg.start_soon(self._worker, feed, tg)
                 try:
                     await self._produce(feed)
                 finally:
                     feed.close()
+
+    def _job(self, prepared: Prepared) -> Job:
+        """A new job; one the earlier run may have sent already starts with a lookup, and its absence
+        counts only after the settle window from that run's last send of it."""
+        job = Job(prepared, self.sender.budget())
+        if self.prior is not None and any(self.prior.in_doubt(r) for r in job.rows):
+            last_sent = max(self.prior.last_sent(r) for r in job.rows)
+            job.check, job.next_at = True, time.monotonic()
+            job.due = job.next_at + max(0.0, last_sent + self.cfg.settle - time.time())
+        return job
 
     async def _produce(self, feed: Feed) -> None:
         assert self.loaded is not None
@@ -237,117 +268,65 @@ class Importer:
                     self.record(row_results(prepared, ld.cmap, "invalid"))
                 elif (found := self.existing.get(prepared.offer.name)) is not None:
                     self.record(row_results(prepared, ld.cmap, "skipped", id=found.id, at_id=found.at_id,
-                                             error="exists already (--skip-existing): not sent"))
+                                            error="exists already (--skip-existing): not sent"))
                 else:
-                    ready.append(prepared)
+                    ready.append(self._job(prepared))
             if self.stop.is_set():
                 return  # the sweep records the rest as not attempted
-            if ready:
+            if sending := [r for job in ready if not job.check for r in job.rows]:
                 assert self.journal is not None
                 # Write-ahead for the whole slice: any of them may be on the wire before the next flush.
-                self.journal.sending([r.number for p in ready for r in p.rows], attempt=1)
+                self.journal.sending(sending, attempt=1)
             await feed.put(ready)
 
-    async def _flush_now_and_then(self) -> None:
-        """Results reach the disk while rows finish; this also covers the quiet spells (long retries)."""
-        assert self.writer is not None
-        while True:
-            await anyio.sleep(1.0)
-            self.writer.flush()
-
-    async def _worker(self, feed: Feed) -> None:
-        assert self.loaded is not None
-        cmap = self.loaded.cmap
-        while (prepared := await feed.get()) is not None:
+    async def _worker(self, feed: Feed, tg: anyio.abc.TaskGroup) -> None:
+        while (job := await feed.get()) is not None:
+            first = job.rows[0]
+            self._aside.pop(first, None)
             if self.stop.is_set():
-                continue  # drained; the sweep records these
+                if job.check:  # sent before and perhaps stored: say so, resume looks it up
+                    self._record(job, Result("failed", {"attempts": job.budget.attempts, "error": (
+                        "interrupted before the offer could be looked up: it may exist; `bulkoffers resume` "
+                        "looks it up before sending")}, in_doubt=True))
+                continue  # never sent: the sweep records it
             started = time.monotonic()
             try:
-                outcome, kw = await self._send_offer(prepared)
+                result = await self.sender.step(job, self._announcer(job))
             except anyio.get_cancelled_exc_class():
-                if prepared.rows[0].number in self._in_flight:  # otherwise the sweep records it
-                    self.record(row_results(prepared, cmap, "failed", error=(
+                if first in self._in_flight:  # otherwise the sweep records it
+                    self._record(job, Result("failed", {"attempts": job.budget.attempts, "error": (
                         "aborted while the request was in flight: the offer may exist; "
-                        "`bulkoffers resume` or `retry` looks it up before sending it again")), in_doubt=True)
+                        "`bulkoffers resume` or `retry` looks it up before sending it again")}, in_doubt=True))
                 raise
-            kw["elapsed_ms"] = int((time.monotonic() - started) * 1000)
-            in_doubt = kw.pop("in_doubt", False)
-            self.record(row_results(prepared, cmap, outcome, **kw), in_doubt=in_doubt)
+            self._in_flight.discard(first)
+            if result is None:  # set aside: its answer was lost and it was not found yet
+                self._aside[first] = job
+                feed.later(job, tg, self.stop)
+                continue
+            if result.stop is not None:
+                self.halt(result.stop)
+            self._record(job, result, elapsed=time.monotonic() - started)
 
-    async def _send_offer(self, prepared: Prepared) -> tuple[str, dict[str, Any]]:
-        """Send one offer with retries. Returns (outcome, result fields). Whenever the offer may exist
-        (an earlier run, or an answer lost in this one), it is looked up by name before any send."""
-        assert prepared.offer is not None and prepared.body is not None  # with_payloads built it
-        rows = [r.number for r in prepared.rows]
-        budget = self.sender.budget()
-        in_doubt = self.prior is not None and any(self.prior.in_doubt(r) for r in rows)
+    def _announcer(self, job: Job) -> Any:
+        rows, name = job.rows, job.prepared.name
 
         def announce(attempt: int) -> None:
             if attempt > 1:  # the first attempt was announced with its slice (_produce)
-                assert self.journal is not None and prepared.offer is not None
-                self.journal.sending(rows, attempt, prepared.offer.name)  # before the POST: write-ahead
+                assert self.journal is not None
+                self.journal.sending(rows, attempt, name)  # before the POST: write-ahead
             self._in_flight.add(rows[0])  # stays there if cancelled: the worker records it as in doubt
 
-        while True:
-            if in_doubt:
-                try:
-                    found = await self.sender.find(prepared.body)
-                except LookupFailed as exc:
-                    return "failed", {"attempts": budget.attempts, "http_status": None, "in_doubt": True, "error": (
-                        f"the answer was lost and looking the offer up failed ({exc}): it may exist; "
-                        "`bulkoffers retry` looks again before sending")}
-                if found is not None:
-                    return "created", {"id": found.id, "at_id": found.at_id, "attempts": budget.attempts,
-                                       "http_status": None, "error": ""}
-            tried = await self.sender.create(prepared.body, prepared.data, announce, budget)
-            self._in_flight.discard(rows[0])
-            answer = tried.answer
-            status = answer.status if answer is not None else None
-            if tried.outcome == "lost":
-                assert answer is not None
-                in_doubt = True
-                wait = self.sender.wait(answer, tried.attempts)
-                if not budget.exhausted(self.cfg.retry, wait):
-                    await anyio.sleep(wait)
-                    continue  # looked up at the top before the next send
-                tried = dataclasses.replace(tried, outcome="gave_up")
-            break
-        if tried.outcome == "ok":
-            assert answer is not None
-            offer_id, at_id = receipt_ids(answer.body)
-            return "created", {"id": offer_id, "at_id": at_id, "attempts": tried.attempts, "http_status": status,
-                               "error": ""}
-        if tried.outcome == "stopped" and not tried.attempts:
-            return "skipped", {"error": NOT_ATTEMPTED + (self.stop_reason or "stopped")}
-        if tried.outcome == "stopped":
-            return "failed", {"attempts": tried.attempts, "http_status": status, "in_doubt": in_doubt,
-                              "error": f"{tried.reason}; stopped before the next retry"}
-        if tried.outcome == "fatal":
-            assert answer is not None
-            self.halt(FatalApiError(f"the API refused the credentials: {tried.reason} ({auth_hint(answer)})",
-                                    status=status))
-            return "failed", {"attempts": tried.attempts, "http_status": status, "error": tried.reason}
-        if tried.outcome == "refused" and status in (404, 405):
-            # No row makes the create endpoint vanish: the target itself is wrong; stop before every row fails.
-            where = "--container-id" if self.cfg.target.api == "xcore" else "--base-url"
-            self.halt(FatalApiError(f"the create endpoint answered {tried.reason}: check {where} and --sandbox",
-                                    status=status))
-            return "failed", {"attempts": tried.attempts, "http_status": status, "error": tried.reason}
-        if tried.outcome == "refused":
-            return "failed", {"attempts": tried.attempts, "http_status": status, "error": tried.reason}
-        # gave up: retries ran out; if an answer was lost on the way, the offer may be there
-        in_doubt = in_doubt or tried.in_doubt
-        if in_doubt:
-            try:
-                found = await self.sender.find(prepared.body)
-            except LookupFailed:
-                found = None
-            if found is not None:
-                return "created", {"id": found.id, "at_id": found.at_id, "attempts": tried.attempts,
-                                   "http_status": None, "error": ""}
-        note = " (an answer was lost: the offer may exist)" if in_doubt else ""
-        return "failed", {"attempts": tried.attempts, "http_status": status, "in_doubt": in_doubt,
-                          "error": f"{tried.reason} after {tried.attempts} attempts{note}"}
+        return announce
+
+    def _record(self, job: Job, result: Result, elapsed: float = 0.0) -> None:
+        assert self.loaded is not None
+        fields = dict(result.fields)
+        if result.outcome == "skipped":
+            fields["error"] = NOT_ATTEMPTED + (self.stop_reason or "stopped")
+        else:
+            fields["elapsed_ms"] = int(elapsed * 1000)
+        self.record(row_results(job.prepared, self.loaded.cmap, result.outcome, **fields), in_doubt=result.in_doubt,
+                    sent=job.sent_wall if result.in_doubt else None, digest=result.digest)
 
     async def _list_existing(self, lib: OfferLibrary) -> None:
         """--skip-existing: every fallback offer of the sandbox by name, page by page."""
@@ -382,18 +361,20 @@ LOOP_CHUNK_ROWS = 500  # CSV rows parsed at once while sending: under ~1 ms per 
 
 
 class Feed:
-    """Hands prepared offers from the producer to the workers: a deque filled a batch at a time and
-    two events. (An anyio memory stream costs a send, a receive and their checkpoints per offer,
-    which showed in profiles; workers here pop without awaiting while offers are there.)"""
+    """Hands jobs from the producer to the workers: a deque filled a batch at a time and two events.
+    (An anyio memory stream costs a send, a receive and their checkpoints per offer, which showed in
+    profiles; workers here pop without awaiting while jobs are there.) Jobs set aside come back to the
+    front at their time; the feed ends only when the producer is done and none is set aside."""
 
     def __init__(self, room_below: int) -> None:
-        self._items: deque[Prepared] = deque()
+        self._items: deque[Job] = deque()
         self._room_below = room_below
-        self._more = anyio.Event()  # set when offers arrive or the feed closes
+        self._more = anyio.Event()  # set when jobs arrive or the feed closes
         self._room = anyio.Event()  # set when the workers have taken the feed below room_below
         self._closed = False
+        self.waiting = 0  # jobs set aside, to come back
 
-    async def put(self, items: list[Prepared]) -> None:
+    async def put(self, items: list[Job]) -> None:
         """Adds a batch; returns once the workers have left room for the next one, and always lets
         the event loop run in between (the producer works on the loop)."""
         self._items.extend(items)
@@ -405,20 +386,33 @@ class Feed:
                 self._room = anyio.Event()
             await self._room.wait()
 
+    def later(self, job: Job, tg: anyio.abc.TaskGroup, stop: anyio.Event) -> None:
+        """Brings `job` back to the front at `job.next_at`, or at once when the run stops."""
+        self.waiting += 1
+
+        async def bring_back() -> None:
+            with anyio.move_on_after(max(0.0, job.next_at - time.monotonic())):
+                await stop.wait()
+            self.waiting -= 1
+            self._items.appendleft(job)
+            self._more.set()
+
+        tg.start_soon(bring_back)
+
     def close(self) -> None:
-        """No more offers: workers finish what is queued, then get None."""
+        """No more new jobs: workers finish what is queued and set aside, then get None."""
         self._closed = True
         self._more.set()
 
-    async def get(self) -> Prepared | None:
+    async def get(self) -> Job | None:
         while True:
             if self._items:
                 if len(self._items) <= self._room_below:
                     self._room.set()
                 return self._items.popleft()
-            if self._closed:
+            if self._closed and not self.waiting:
                 return None
-            if self._more.is_set():  # an old signal: every queued offer is taken
+            if self._more.is_set():  # an old signal: every queued job is taken
                 self._more = anyio.Event()
             await self._more.wait()
 

@@ -4,7 +4,11 @@ body with an offer found on the server. Pure functions, no I/O.
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime, timezone
 from typing import Any
+
+import orjson
 
 from .config import Api
 from .offers import Component, Offer, iso
@@ -87,8 +91,65 @@ def offer_name(payload: dict[str, Any]) -> str:
     return str(payload.get("name") or payload.get("xdm:name") or "")
 
 
+# The fields bulkoffers writes, per flavor and level: an offer found on the server is compared on these
+# only (the service adds its own: ids, etags, dates, repo:name on components, ...).
+_DPS_OWNED: dict[str, Any] = {
+    "name": None, "description": None, "status": None, "tags": None, "rank": {"priority": None},
+    "selectionConstraint": {"startDate": "date", "endDate": "date", "profileConstraintType": None},
+    "representations": [{"channel": None, "placement": None, "components": [{
+        "type": "type", "format": None, "language": None, "deliveryURL": None, "linkURL": None, "content": None}]}],
+}
+_XCORE_OWNED: dict[str, Any] = {
+    "xdm:name": None, "xdm:status": None, "xdm:tags": None,
+    "xdm:representations": [{"xdm:channel": None, "xdm:placement": None, "xdm:components": [{
+        "@type": None, "dc:format": None, "dc:language": None, "xdm:deliveryURL": None, "xdm:linkURL": None,
+        "xdm:content": None}]}],
+}
+
+
+def owned(doc: Any, api: Api) -> Any:
+    """The part of an offer document that bulkoffers writes, normalized so that equal content compares
+    equal: empty values count as absent, dates as instants, `component-text` as `text`."""
+    return _project(doc, _DPS_OWNED if api == "dps" else _XCORE_OWNED)
+
+
+def _project(value: Any, spec: Any) -> Any:
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for key, sub in spec.items():
+            kept = _project(value.get(key), sub)
+            if kept not in (None, "", [], {}):
+                out[key] = kept
+        return out
+    if isinstance(spec, list):
+        return [_project(v, spec[0]) for v in value] if isinstance(value, list) else value
+    if spec == "date" and isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc).isoformat()
+        except ValueError:
+            return value
+    if spec == "type" and value == "component-text":
+        return DPS_TEXT_TYPE
+    return value
+
+
+def same_content(sent: dict[str, Any], found: dict[str, Any], api: Api) -> bool:
+    """Whether an offer on the server holds exactly the content a payload writes: the comparison of the
+    lost-answer lookup, of `verify`, and of updates (nothing more, nothing less, on bulkoffers' fields)."""
+    return bool(owned(sent, api) == owned(found, api))
+
+
+def content_digest(doc: dict[str, Any], api: Api) -> str:
+    """A short fingerprint of an offer's content (its owned fields): what the journal keeps of each
+    offer a run made, so `verify` can tell the run's content from changed content."""
+    return hashlib.sha256(orjson.dumps(owned(doc, api), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
 def matches(sent: Any, found: Any) -> bool:
-    """Whether an offer found on the server carries everything we sent (it may add fields of its own)."""
+    """Whether `found` carries everything `sent` has (it may add fields of its own): a looser check than
+    `same_content`, kept for tests of the payload shapes."""
     if isinstance(sent, dict):
         return isinstance(found, dict) and all(k in found and matches(v, found[k]) for k, v in sent.items())
     if isinstance(sent, list):

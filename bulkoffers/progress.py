@@ -14,6 +14,7 @@ class TqdmProgress:
         self._quiet = quiet or not sys.stderr.isatty()
         self._bar: Any = None
         self._created = self._failed = 0
+        self._status = ""
 
     def start(self, total: int) -> None:
         if self._quiet:
@@ -28,8 +29,26 @@ class TqdmProgress:
         elif result.outcome in ("failed", "invalid"):
             self._failed += 1
         if self._bar is not None:
-            self._bar.set_postfix(created=self._created, failed=self._failed, limit=f"{rate:g}/s", refresh=False)
+            self._postfix(rate)
             self._bar.update(1)
+
+    def _postfix(self, rate: float | None = None) -> None:
+        fields: dict[str, Any] = {"created": self._created, "failed": self._failed}
+        if rate is not None:
+            self._rate = rate
+        if getattr(self, "_rate", None) is not None:
+            fields["limit"] = f"{self._rate:g}/s"
+        if self._status:
+            fields["waiting"] = self._status
+        self._bar.set_postfix(fields, refresh=False)
+
+    def status(self, text: str) -> None:
+        """What the run waits for (rows in doubt until their settle window passes), beside the counts."""
+        if text != self._status:
+            self._status = text
+            if self._bar is not None:
+                self._postfix()
+                self._bar.refresh()
 
     def note(self, message: str) -> None:
         if self._bar is not None:

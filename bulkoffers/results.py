@@ -66,7 +66,8 @@ class Summary:
 
     rows: int = 0
     offers: int = 0
-    counts: dict[str, int] = field(default_factory=dict)  # outcome → rows; "not_attempted" among the skipped
+    counts: dict[str, int] = field(default_factory=dict)  # outcome → rows; among them "not_attempted"
+    # (skipped, the run stopped first) and "may_exist" (failed, but an answer was lost: it may be there)
     elapsed: float = 0.0
     warnings: list[str] = field(default_factory=list)
     results: str = ""
@@ -170,13 +171,16 @@ class ResultsWriter:
         self.counts: Counter[str] = Counter()
         self.failures_written = 0
 
-    def write(self, result: RowResult) -> None:
+    def write(self, result: RowResult, in_doubt: bool = False) -> None:
+        """One row's line; `in_doubt`: it failed but may exist (counted as "may_exist")."""
         result_line = result.line()
         result_line[8] = self._redact(result_line[8])
         self._results.write(result.row, result_line)
         self.counts[result.outcome] += 1
         if result.error.startswith(NOT_ATTEMPTED):
             self.counts["not_attempted"] += 1
+        if in_doubt and result.outcome == "failed":
+            self.counts["may_exist"] += 1
         if result.needs_rerun:
             values = [result.cells.get(h, "") for h in self._headers] + [""] * 2
             values[self._row_col] = str(result.row)
@@ -224,4 +228,25 @@ class RollbackWriter:
                               str(attempts), self._redact(error)])
 
     def close(self) -> None:
+        self._csv.close()
+
+
+VERIFY_COLUMNS = ("row", "name", "id", "verified", "copies", "action", "detail")
+
+
+class VerifyWriter:
+    """`verify`'s CSV beside the results: one line per row the run created, its verdict, the other offers
+    with its name and content, and what --fix did."""
+
+    def __init__(self, path: Path, redact: Redactor | None = None) -> None:
+        self._csv = _SortedCsv(path, list(VERIFY_COLUMNS))
+        self._redact = redact or Redactor()
+
+    def write(self, row: int, name: str, offer_id: str, status: str, copies: str, action: str, detail: str) -> None:
+        self._csv.write(row, [str(row), name, offer_id, status, copies, action, self._redact(detail)])
+
+    def __enter__(self) -> VerifyWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self._csv.close()

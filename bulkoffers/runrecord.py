@@ -14,12 +14,15 @@ from typing import IO, Any
 
 import orjson
 
-from .config import Api, Credentials, ImportConfig, MappingSpec, ReadOptions, Target
+from .config import ApiConfig, Credentials, ImportConfig, MappingSpec, ReadOptions, Target
 from .errors import ConfigError
 from .redact import Redactor
 from .results import RowResult
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2  # 2 adds times ("t"), ticks and content digests; version 1 journals still load
+TICK_SECONDS = 1.0  # a live run writes a tick this often: a killed run sent nothing later than its last
+# line plus this margin (a tick's interval, and time for the flush), which bounds its rows' last send
+DEATH_MARGIN = TICK_SECONDS + 0.5
 
 
 def journal_path(results: Path) -> Path:
@@ -27,12 +30,14 @@ def journal_path(results: Path) -> Path:
 
 
 class Journal:
-    """Write-ahead log beside the results: `send` before every POST, `done` after every row's outcome.
-    One JSON line per event. A `send` line is flushed to the OS before its POSTs go out, taking every
-    earlier line with it; `done` lines wait for the next flush. So `kill -9` at any instant loses at
-    most some `done` lines of rows already sent, and those rows count as in doubt: resume looks them
-    up instead of sending them again. A torn last line is ignored by `load_journal`. Only ids, names
-    and outcomes go in, never credentials (error texts are redacted all the same)."""
+    """Write-ahead log beside the results: `send` before every POST, `done` after every row's outcome,
+    a `tick` every second while the run lives. One JSON line per event, each with its wall-clock time
+    `t`. A `send` line is flushed to the OS before its POSTs go out, taking every earlier line with it;
+    `done` lines wait for the next flush. So `kill -9` at any instant loses at most some `done` lines of
+    rows already sent, and those rows count as in doubt: resume looks them up instead of sending them
+    again, and not before the settle window after their last send, which the last line bounds. A torn
+    last line is ignored by `load_journal`. Only ids, names, outcomes and content digests go in, never
+    credentials (error texts are redacted all the same)."""
 
     def __init__(self, path: Path, redact: Redactor | None = None) -> None:
         self.path = path
@@ -40,6 +45,7 @@ class Journal:
         self._fh: IO[bytes] = path.open("ab")  # orjson writes UTF-8 bytes
 
     def _write(self, entry: dict[str, Any], flush: bool) -> None:
+        entry["t"] = round(time.time(), 3)
         self._fh.write(orjson.dumps(entry) + b"\n")
         if flush:
             self._fh.flush()
@@ -56,7 +62,14 @@ class Journal:
             entry["name"] = name
         self._write(entry, flush=True)
 
-    def done(self, result: RowResult, in_doubt: bool = False) -> None:
+    def tick(self) -> None:
+        """Proof of life, once a second: a kill leaves the time of death known to within DEATH_MARGIN."""
+        self._write({"type": "tick"}, flush=True)
+
+    def done(self, result: RowResult, in_doubt: bool = False, sent: float | None = None,
+             digest: str | None = None) -> None:
+        """A row's outcome. `sent` (wall time) is its last send when the answer was lost (in doubt);
+        `digest` the content a created offer holds (payloads.content_digest), for `verify`."""
         entry: dict[str, Any] = {"type": "done", "row": result.row, "offer_key": result.offer_key,
                                  "name": result.name, "outcome": result.outcome, "id": result.id,
                                  "at_id": result.at_id, "http_status": result.http_status,
@@ -64,6 +77,10 @@ class Journal:
                                  "elapsed_ms": result.elapsed_ms}
         if in_doubt:
             entry["in_doubt"] = True
+            if sent is not None:
+                entry["sent"] = round(sent, 3)
+        if digest is not None:
+            entry["digest"] = digest
         if result.needs_rerun:
             entry["cells"] = result.cells  # so retry and the failures file need no second read of the input
         self._write(entry, flush=False)
@@ -82,6 +99,8 @@ class JournalState:
     header: dict[str, Any]
     done: dict[int, dict[str, Any]]  # row → its last `done` entry
     in_flight: set[int]  # rows sent whose outcome was never written: the answer may have been lost
+    last_write: float = 0.0  # wall time of the journal's last line (a killed run died within DEATH_MARGIN)
+    first_send: float = 0.0  # wall time of the first send of the run (verify: what the run may have made)
 
     def result(self, row: int) -> RowResult:
         e = self.done[row]
@@ -90,6 +109,14 @@ class JournalState:
 
     def in_doubt(self, row: int) -> bool:
         return row in self.in_flight or bool(self.done.get(row, {}).get("in_doubt"))
+
+    def last_sent(self, row: int) -> float:
+        """The latest wall time the row may have been sent at: the send recorded with a lost answer, or
+        for a row whose answer never got written, the end of the run (its last line + DEATH_MARGIN)."""
+        entry = self.done.get(row)
+        if entry is not None and entry.get("in_doubt") and row not in self.in_flight:
+            return float(entry.get("sent") or entry.get("t") or 0.0)
+        return self.last_write + DEATH_MARGIN if self.last_write else 0.0
 
     @property
     def created(self) -> list[RowResult]:
@@ -103,6 +130,7 @@ def load_journal(path: Path) -> JournalState:
     header: dict[str, Any] | None = None
     done: dict[int, dict[str, Any]] = {}
     sent: set[int] = set()
+    last_write = first_send = 0.0
     with path.open("rb") as fh:
         for line in fh:
             try:
@@ -110,6 +138,11 @@ def load_journal(path: Path) -> JournalState:
             except ValueError:
                 continue  # the line a kill interrupted
             kind = entry.get("type")
+            t = entry.get("t")
+            if isinstance(t, (int, float)):
+                last_write = max(last_write, float(t))
+                if kind == "send" and not first_send:
+                    first_send = float(t)
             if kind == "run":
                 header = header or entry  # the first run defines input and settings
             elif kind == "send":
@@ -122,9 +155,9 @@ def load_journal(path: Path) -> JournalState:
                 sent.discard(int(entry["row"]))
     if header is None:
         raise ConfigError(f"{path} is not a bulkoffers journal (no run header)")
-    if header.get("version") != JOURNAL_VERSION:
+    if header.get("version") not in (1, JOURNAL_VERSION):
         raise ConfigError(f"{path} was written by another bulkoffers version ({header.get('version')})")
-    return JournalState(header, done, sent)
+    return JournalState(header, done, sent, last_write, first_send)
 
 
 
@@ -156,6 +189,21 @@ def check_input(state: JournalState, digest: str | None, force: bool) -> None:
                           hint="restore the original, or pass --force if rows were only appended or fixed")
 
 
+def target_of(state: JournalState, base_url: str | None = None, ims_url: str | None = None) -> Target:
+    """Where the run sent its offers (its API flavor, base URLs and xcore container)."""
+    h = state.header
+    return Target(api=h["api"], base_url=base_url or h["base_url"], ims_url=ims_url or h["ims_url"],
+                  container_id=h.get("container_id"))
+
+
+def api_config_of(state: JournalState, credentials: Credentials, *, base_url: str | None = None,
+                  ims_url: str | None = None, **sending: Any) -> ApiConfig:
+    """How to reach the run's sandbox again (rollback, verify): its target and sandbox; credentials and
+    `sending` (rate, retry, concurrency, settle) from the command line."""
+    return ApiConfig(target_of(state, base_url, ims_url), dataclasses.replace(credentials, sandbox=state.header["sandbox"]),
+                     **sending)
+
+
 def continued_config(state: JournalState, credentials: Credentials, *, fixed: Path | None = None,
                      base_url: str | None = None, ims_url: str | None = None, **overrides: Any) -> ImportConfig:
     """The ImportConfig of a run that continues `state` (resume, retry): input, sandbox, API, reading
@@ -169,11 +217,9 @@ def continued_config(state: JournalState, credentials: Credentials, *, fixed: Pa
     failures = Path(h["failures"])
     if fixed is not None and fixed.resolve() == failures.resolve():
         failures = fixed.with_name(f"{fixed.stem}.{time.strftime('%Y%m%d-%H%M%S')}.failures.csv")
-    api: Api = h["api"]
     return ImportConfig(
         input=fixed or source, results=Path(h["results"]), failures=failures,
-        target=Target(api=api, base_url=base_url or h["base_url"], ims_url=ims_url or h["ims_url"],
-                      container_id=h.get("container_id")),
+        target=target_of(state, base_url, ims_url),
         credentials=dataclasses.replace(credentials, sandbox=h["sandbox"]),
         read=ReadOptions() if fixed is not None else ReadOptions(sheet=h.get("sheet"), delimiter=h.get("delimiter")),
         mapping=MappingSpec(tuple(map(tuple, h["mapping"]["columns"])), tuple(map(tuple, h["mapping"]["defaults"]))),

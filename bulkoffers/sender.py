@@ -1,14 +1,18 @@
-"""Every request bulkoffers makes for an offer goes through one attempt loop, `Sender.attempt`: a slot
-from the shared rate limiter, the request, and on a retriable answer a capped exponential wait (or the
-server's Retry-After) until the attempts or the deadline run out; a 429 also slows every worker down.
-Import, resume, retry, rollback and verify send through it:
+"""Sending offers. Every request goes through one attempt loop, `Sender.attempt`: a slot from the
+shared rate limiter, the request, and on a retriable answer a capped exponential wait (or the server's
+Retry-After) until the attempts or the deadline run out; a 429 also slows every worker down. Import,
+resume, retry, rollback and verify send through it:
 
+    Sender.step(job)             one offer's next move: send it, or look it up when it may exist
     Sender.attempt(request)      the loop; returns a `Tried`, never raises for HTTP trouble
-    ├── create(body, data)       POST one offer
-    ├── find(body)               after a lost answer: is the offer there (name and content)?
+    ├── create(body, data)       POST one offer (a lost answer ends the loop: look before resending)
+    ├── named(name), find(body)  lookups by name, every page, names and content compared exactly
     ├── pages(first)             a list or search, every page
     └── delete(offer_id)         rollback
 
+Exactly once when list and search lag behind writes: an offer whose answer was lost is looked up at
+once (finding it proves it exists); not finding it proves nothing until `settle` seconds after its last
+send, so until then it is set aside (the engine schedules it again) and only then sent again.
 Which answers are retried, and how long to wait, is answers.py's pure classification.
 """
 
@@ -22,11 +26,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from .answers import Answer, Verdict, backoff, classify, excerpt, parse_retry_after
-from .config import RetryPolicy
-from .errors import LookupFailed
-from .payloads import matches, offer_name
+from .answers import Answer, Verdict, auth_hint, backoff, classify, excerpt, parse_retry_after, receipt_ids
+from .config import Api, RetryPolicy
+from .errors import BulkOffersError, FatalApiError, LookupFailed
+from .offers import Prepared
+from .payloads import content_digest, offer_name, same_content
 from .ratelimit import RateLimiter
+from .results import NOT_ATTEMPTED
 
 if TYPE_CHECKING:  # aiohttp loads with the client when a run starts: validate and dry runs never need it
     from .client import Found, OfferLibrary
@@ -69,14 +75,121 @@ class Budget:
         return self.attempts >= policy.attempts or time.monotonic() + wait > self.deadline
 
 
+@dataclass
+class Job:
+    """One offer on its way through a run: what it has spent, and whether it may exist already."""
+
+    prepared: Prepared
+    budget: Budget
+    check: bool = False  # look it up before sending: an answer was lost (here, or in an earlier run)
+    next_at: float = 0.0  # time.monotonic() of its next move when set aside
+    due: float = 0.0  # time.monotonic() from which not finding it proves it absent (last send + settle)
+    sent_wall: float | None = None  # wall time of its last send (the journal keeps it for resume)
+
+    @property
+    def rows(self) -> list[int]:
+        return [r.number for r in self.prepared.rows]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to an offer: the outcome for each of its rows, the result fields, and the error that
+    stops the whole run when the answer says every other offer would fail too."""
+
+    outcome: str  # created, failed or skipped
+    fields: dict[str, Any]
+    stop: BulkOffersError | None = None
+    in_doubt: bool = False  # failed, but it may exist: resume and retry look it up first
+    digest: str | None = None  # content of a created offer (payloads.content_digest)
+
+
 class Sender:
     """The attempt loop and the requests made through it, for one run (one session, one limiter)."""
 
     def __init__(self, lib: OfferLibrary, limiter: RateLimiter, policy: RetryPolicy,
-                 stopping: Callable[[], bool] = lambda: False, rng: random.Random | None = None) -> None:
+                 stopping: Callable[[], bool] = lambda: False, rng: random.Random | None = None,
+                 settle: float = 0.0) -> None:
         self.lib, self.limiter, self.policy = lib, limiter, policy
         self._stopping = stopping
         self._rng = rng or random.Random()
+        self.settle = settle
+
+    @property
+    def api(self) -> Api:
+        return self.lib.target.api
+
+    # ---- one offer -----------------------------------------------------------------------------------
+
+    async def step(self, job: Job, announce: Callable[[int], None] | None = None) -> Result | None:
+        """The offer's next move. Returns its Result, or None when it is set aside: its answer was lost
+        and a lookup did not find it yet; it must be stepped again at `job.next_at`. `announce(n)` runs
+        before attempt n of a POST (write-ahead journaling)."""
+        prepared = job.prepared
+        assert prepared.body is not None  # source.with_payloads built it
+        while True:
+            if job.check:
+                try:
+                    found = await self.find(prepared.body)
+                except LookupFailed as exc:
+                    return Result("failed", self._fields(job, None, (
+                        f"the answer was lost and looking the offer up failed ({exc}): it may exist; "
+                        "`bulkoffers retry` looks again before sending")), in_doubt=True)
+                if found is not None:
+                    return Result("created", {**self._fields(job, None, ""), "id": found.id, "at_id": found.at_id},
+                                  digest=content_digest(prepared.body, self.api))
+                now = time.monotonic()
+                if now < job.due:  # not there yet proves nothing: the index may lag behind the write
+                    job.next_at = job.due
+                    return None
+                job.check = False  # absent, settled: sending again cannot make a second copy
+                if job.budget.exhausted(self.policy):
+                    return Result("failed", self._fields(job, None, (
+                        f"not created: the answer of attempt {job.budget.attempts} was lost and the offer was "
+                        f"still absent {self.settle:g} s later; no attempts left (`bulkoffers retry` sends it)")))
+            tried = await self.create(prepared.body, prepared.data, self._announcing(job, announce), job.budget)
+            if tried.outcome == "lost":
+                job.check, job.next_at = True, time.monotonic()  # look at once: finding it is proof
+                job.due = job.next_at + self.settle
+                return None  # the engine steps it again at next_at (now): an early look
+            return self._settled(job, tried)
+
+    def _announcing(self, job: Job, announce: Callable[[int], None] | None) -> Callable[[int], None]:
+        def on_send(attempt: int) -> None:
+            job.sent_wall = time.time()
+            if announce is not None:
+                announce(attempt)
+
+        return on_send
+
+    def _fields(self, job: Job, answer: Answer | None, error: str) -> dict[str, Any]:
+        return {"attempts": job.budget.attempts, "http_status": answer.status if answer is not None else None,
+                "error": error}
+
+    def _settled(self, job: Job, tried: Tried) -> Result:
+        """The Result of a send loop that ended without a lost answer."""
+        answer = tried.answer
+        status = answer.status if answer is not None else None
+        if tried.outcome == "ok":
+            assert answer is not None and job.prepared.body is not None
+            offer_id, at_id = receipt_ids(answer.body)
+            return Result("created", {**self._fields(job, answer, ""), "id": offer_id, "at_id": at_id},
+                          digest=content_digest(job.prepared.body, self.api))
+        if tried.outcome == "stopped" and not tried.attempts:
+            return Result("skipped", {"error": NOT_ATTEMPTED}, None)
+        if tried.outcome == "stopped":
+            return Result("failed", self._fields(job, answer, f"{tried.reason}; stopped before the next retry"))
+        if tried.outcome == "fatal":
+            assert answer is not None
+            return Result("failed", self._fields(job, answer, tried.reason), stop=FatalApiError(
+                f"the API refused the credentials: {tried.reason} ({auth_hint(answer)})", status=status))
+        if tried.outcome == "refused" and status in (404, 405):
+            # No row makes the create endpoint vanish: the target itself is wrong; stop before every row fails.
+            where = "--container-id" if self.api == "xcore" else "--base-url"
+            return Result("failed", self._fields(job, answer, tried.reason), stop=FatalApiError(
+                f"the create endpoint answered {tried.reason}: check {where} and --sandbox", status=status))
+        if tried.outcome == "refused":
+            return Result("failed", self._fields(job, answer, tried.reason))
+        return Result("failed", self._fields(job, answer, f"{tried.reason} after {tried.attempts} attempts"))
 
     def budget(self) -> Budget:
         return Budget(deadline=time.monotonic() + self.policy.deadline)
@@ -142,7 +255,8 @@ class Sender:
         """After a lost answer: the offer with this body's name and content, or None when the lookup
         finds none (which proves nothing soon after a send: see the settle window). Raises LookupFailed
         when the lookup itself keeps failing: then nobody knows."""
-        return next((item for item in await self.named(offer_name(body)) if matches(body, item.document)), None)
+        return next((item for item in await self.named(offer_name(body))
+                     if same_content(body, item.document, self.api)), None)
 
     async def pages(self, first: Request, parse: Callable[[Any], list[Any]] | None = None) -> AsyncIterator[list[Any]]:
         """A list or search, page by page, each page through the attempt loop, following the next links.

@@ -42,7 +42,7 @@ def test_sigkill_at_random_points_then_resume_creates_each_offer_once(tmp_path: 
     source = write_offers(tmp_path / "offers.csv", n)
     results = tmp_path / "r.csv"
     with EmulatorServer(EmulatorConfig(faults=CHAOS)) as emu:
-        common = [*emulator_args(emu), "--rate", "60", "--timeout", "2", "--retries", "10"]
+        common = [*emulator_args(emu), "--rate", "60", "--timeout", "2", "--retries", "10", "--settle", "1"]
         kills = 0
         proc = start("import", str(source), "--results", str(results), *common)
         for _ in range(6):
@@ -69,13 +69,13 @@ def test_sigkill_at_random_points_then_resume_creates_each_offer_once(tmp_path: 
 def test_import_resume_flag_finds_the_last_run(tmp_path: Path) -> None:
     source = write_offers(tmp_path / "offers.csv", 30)
     with EmulatorServer(EmulatorConfig()) as emu:
-        proc = start("import", str(source), *emulator_args(emu), "--rate", "15")
+        proc = start("import", str(source), *emulator_args(emu), "--rate", "15", "--settle", "1")
         deadline = time.monotonic() + 30
         while emu.stats()["creates_seen"] < 5 and time.monotonic() < deadline:
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        out = run_cli("import", str(source), "--resume", *emulator_args(emu), "--rate", "100")
+        out = run_cli("import", str(source), "--resume", *emulator_args(emu), "--rate", "100", "--settle", "1")
         assert out.returncode == 0, out.stderr
         assert "continuing the run of" in out.stderr
         [results] = list(tmp_path.glob("offers.*.results.csv"))
@@ -197,7 +197,7 @@ def test_sigkill_during_retry_then_retry_again(tmp_path: Path) -> None:
     source = write_offers(tmp_path / "offers.csv", n)
     results = tmp_path / "r.csv"
     with EmulatorServer(EmulatorConfig(faults=Faults(error_rate=0.6, seed=9, scope="create"))) as emu:
-        common = [*emulator_args(emu), "--rate", "20", "--timeout", "2"]
+        common = [*emulator_args(emu), "--rate", "20", "--timeout", "2", "--settle", "1"]
         first = run_cli("import", str(source), "--results", str(results), *common, "--retries", "1")
         assert first.returncode == 1
         failed = sum(r["outcome"] == "failed" for r in read_csv(results))

@@ -152,7 +152,7 @@ def test_lost_answers_are_looked_up_not_sent_twice(tmp_path: Path) -> None:
     faults = Faults(drop_rate=0.3, reset_rate=0.1, slow_rate=0.05, slow_seconds=1.5, seed=11)
     with EmulatorServer(EmulatorConfig(faults=faults)) as emu:
         source = write_offers(tmp_path / "o.csv", 40)
-        summary = import_file(config(emu, tmp_path, source, rate=RateLimit(100),
+        summary = import_file(config(emu, tmp_path, source, rate=RateLimit(100), settle=1.0,
                                      retry=RetryPolicy(attempts=10, base=0.05, cap=0.3, timeout=0.8)))
         results = read_csv(tmp_path / "results.csv")
         stats = emu.stats()

@@ -52,6 +52,23 @@ async def admin_reset(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
+async def admin_plant(request: web.Request) -> web.Response:
+    """Stores an offer behind any client's back (tests of `verify`): {"sandbox", "flavor", "body",
+    "client_id", "created"}; no checks, no faults. Answers what a lookup by id would show."""
+    from .dps import dps_view
+    from .xcore import xcore_view
+
+    data = await request.json()
+    state = request.app[STATE]
+    flavor = data.get("flavor", "dps")
+    body = data["body"]
+    name = str(body.get("name") or body.get("xdm:name"))
+    status = str(body.get("status") or body.get("xdm:status"))
+    offer = state.store.insert(data.get("sandbox", "prod"), flavor, name, status, body,
+                               data.get("client_id", state.config.client_id), created=data.get("created"))
+    return web.json_response(dps_view(offer) if flavor == "dps" else xcore_view(offer))
+
+
 async def admin_offers(request: web.Request) -> web.Response:
     sandbox = request.query.get("sandbox", "prod")
     return web.json_response([{"id": o.id, "@id": o.at_id, "name": o.name, "status": o.status, "flavor": o.flavor,

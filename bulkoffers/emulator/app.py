@@ -65,5 +65,6 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_post("/__emulator/faults", admin.admin_faults)
     app.router.add_post("/__emulator/reset", admin.admin_reset)
     app.router.add_get("/__emulator/offers", admin.admin_offers)
+    app.router.add_post("/__emulator/offers", admin.admin_plant)
     app.router.add_get("/__emulator/placements", admin.admin_placements)
     return app

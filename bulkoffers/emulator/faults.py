@@ -56,7 +56,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         state.requests["create"] += 1
         _record_create(state, now)
     faults, rng = state.faults, state.rng
-    faulty = faults.scope == "all" or create
+    faulty = faults.scope == "all" or (create if faults.scope == "create" else request.method == "GET")
     if faulty and (faults.latency_ms or faults.jitter_ms):
         await asyncio.sleep((faults.latency_ms + rng.uniform(0, faults.jitter_ms)) / 1000)
     if faulty and faults.reset_rate and rng.random() < faults.reset_rate:

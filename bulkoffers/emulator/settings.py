@@ -54,7 +54,7 @@ class Faults:
     drop_rate: float = 0.0  # commit-then-drop: a create is stored, then the connection is closed
     slow_rate: float = 0.0  # answer only after slow_seconds (beyond a client timeout)
     slow_seconds: float = 30.0
-    scope: str = "all"  # "all" API requests, or only "create" requests
+    scope: str = "all"  # "all" API requests, only "create" requests, or only "list" (list, search, lookup)
     seed: int | None = None  # makes the random faults reproducible
     index_lag: float = 0.0  # list and search show a new offer only this many seconds after it is stored
 
@@ -65,8 +65,8 @@ class Faults:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("rate_limit must be positive")
-        if self.scope not in ("all", "create"):
-            raise ValueError("scope must be 'all' or 'create'")
+        if self.scope not in ("all", "create", "list"):
+            raise ValueError("scope must be 'all', 'create' or 'list'")
         if self.latency_ms < 0 or self.jitter_ms < 0 or self.slow_seconds < 0 or self.index_lag < 0:
             raise ValueError("latency, jitter, slow_seconds and index_lag cannot be negative")
 

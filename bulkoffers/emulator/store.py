@@ -134,13 +134,13 @@ class Store:
         return StoredOffer(**data)
 
     def insert(self, sandbox: str, flavor: str, name: str, status: str, body: dict[str, Any],
-               client_id: str, index_lag: float = 0.0) -> StoredOffer:
+               client_id: str, index_lag: float = 0.0, created: str | None = None) -> StoredOffer:
         suffix = secrets.token_hex(8)
         if flavor == "xcore":
             offer_id, at_id = str(uuid.uuid1()), f"xcore:fallback-offer:{suffix}"
         else:
             offer_id = at_id = f"dps:fallback-offer:{suffix}"
-        now = now_iso()
+        now = created or now_iso()
         cur = self._db.execute(
             "INSERT INTO offers (sandbox, flavor, id, at_id, name, status, body, etag, created, modified,"
             " client_id, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
