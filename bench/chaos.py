@@ -1,10 +1,12 @@
 """Chaos bench: N rows, an emulator that drops answers after committing, resets connections and fails
 at random, and an importer killed with SIGKILL at random points and resumed until done.
 
-    .venv/bin/python bench/chaos.py --rows 10000 --rate 400 --kills 20
+    .venv/bin/python bench/chaos.py --rows 10000 --rate 400 --kills 20 --index-lag 3 [--api xcore]
 
-Prints created / duplicates / lost as counted by the emulator, and whether results.csv lists every row
-once. Runs only on 127.0.0.1. Not part of the test suite (it takes minutes)."""
+Prints created / duplicates / lost as counted by the emulator, whether results.csv lists every row once,
+and the wall time. --index-lag makes list and search show a new offer only that many seconds after it
+is stored (lookup by id at once), as search indexes do; --settle is passed to bulkoffers (its default
+when not given). Runs only on 127.0.0.1. Not part of the test suite (it takes minutes)."""
 
 from __future__ import annotations
 
@@ -35,6 +37,9 @@ def main() -> None:
     ap.add_argument("--reset", type=float, default=0.01)
     ap.add_argument("--errors", type=float, default=0.02)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--index-lag", type=float, default=0.0, help="seconds list/search lag behind creates")
+    ap.add_argument("--settle", type=float, help="bulkoffers --settle [its default]")
+    ap.add_argument("--api", choices=["dps", "xcore"], default="dps")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="bulkoffers-chaos-"))
@@ -43,14 +48,16 @@ def main() -> None:
         w = csv.writer(fh)
         w.writerow(["name", "channel", "placement", "component_type", "delivery_url"])
         for i in range(args.rows):
-            w.writerow([f"chaos {i:06d}", "web", "offerPlacementWeb01", "imagelink", f"https://cdn.example.com/{i}.png"])
+            placement = "offerPlacementWeb01" if args.api == "dps" else "xcore:offer-placement:1250c9f1a2b3c4d6"
+            w.writerow([f"chaos {i:06d}", "web", placement, "imagelink", f"https://cdn.example.com/{i}.png"])
     faults = Faults(drop_rate=args.drop, reset_rate=args.reset, error_rate=args.errors, latency_ms=5,
-                    jitter_ms=15, seed=args.seed)
+                    jitter_ms=15, seed=args.seed, index_lag=args.index_lag)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULKOFFERS_")}
     with EmulatorServer(EmulatorConfig(faults=faults, max_offers=args.rows + 10)) as emu:
         common = ["--base-url", emu.url, "--ims-url", emu.url, "--client-id", DEFAULT_CLIENT_ID,
                   "--client-secret", DEFAULT_CLIENT_SECRET, "--org-id", DEFAULT_ORG_ID, "--rate", str(args.rate),
-                  "--timeout", "2", "--retries", "10", "-q"]
+                  "--timeout", "2", "--retries", "10", "-q",
+                  *(["--settle", str(args.settle)] if args.settle is not None else [])]
         journal = results.with_name(results.name + ".journal")
         expected = args.rows / args.rate
         start = time.monotonic()
@@ -59,7 +66,7 @@ def main() -> None:
             if journal.exists() and journal.read_text(errors="replace").strip():
                 cmd = ["resume", str(results)]
             else:
-                cmd = ["import", str(source), "--results", str(results), "--force"]
+                cmd = ["import", str(source), "--results", str(results), "--force", "--api", args.api]
             proc = subprocess.Popen([sys.executable, "-m", "bulkoffers", *cmd, *common], env=env, cwd=ROOT,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             runs += 1

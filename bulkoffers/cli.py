@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .config import (DEFAULT_SCOPES, DEFAULT_SETTLE, ApiConfig, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
+from .config import (DEFAULT_SCOPES, DEFAULT_SETTLE, ApiConfig, OnExisting, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
                      RateLimit, ReadOptions, RetryPolicy, Target, load_mapping)
 from .errors import BulkOffersError, ConfigError, FatalApiError, InputError, Interrupted
 from .redact import Redactor
@@ -129,17 +129,23 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def print_summary_line(summary: Any, dry: bool) -> None:
+def print_summary_line(summary: Any, dry: bool, sandbox: str | None = None) -> None:
     counts = summary.counts
     if dry:
+        plan = ", ".join(f"{counts[k]} {k}" for k in ("create", "update", "unchanged", "skip", "fail") if counts.get(k))
+        against = f"; rows in sandbox {sandbox!r}: {plan or 'nothing to send'}" if sandbox is not None else ""
         click.echo(f"{plural(summary.rows, 'row')}: {counts.get('valid', 0)} valid in {plural(summary.offers, 'offer')}, "
-                   f"{counts.get('invalid', 0)} invalid ({summary.elapsed:.1f} s)", err=True)
+                   f"{counts.get('invalid', 0)} invalid{against} ({summary.elapsed:.1f} s)", err=True)
         return
-    rate = summary.created / summary.elapsed if summary.elapsed else 0.0
-    parts = [f"{counts.get(k, 0)} {k}" for k in ("created", "failed", "invalid", "skipped")]
+    written = summary.created + counts.get("updated", 0)
+    rate = written / summary.elapsed if summary.elapsed else 0.0
+    shown = ("created", "updated", "unchanged", "failed", "invalid", "skipped")
+    parts = {k: f"{counts.get(k, 0)} {k}" for k in shown if counts.get(k) or k not in ("updated", "unchanged")}
     if counts.get("may_exist"):  # never let "failed" read as "absent" when nobody knows
-        parts[1] += f" ({counts['may_exist']} may exist: `bulkoffers verify` or `retry` looks them up)"
-    click.echo(f"{plural(summary.rows, 'row')}: {', '.join(parts)} in {summary.elapsed:.1f} s ({rate:.1f} rows created/s)", err=True)
+        parts["failed"] += f" ({counts['may_exist']} may exist: `bulkoffers verify` or `retry` looks them up)"
+    what = "rows created or updated/s" if counts.get("updated") else "rows created/s"
+    click.echo(f"{plural(summary.rows, 'row')}: {', '.join(parts.values())} in {summary.elapsed:.1f} s "
+               f"({rate:.1f} {what})", err=True)
     click.echo(f"results: {summary.results}", err=True)
     if summary.failures:
         click.echo(f"failures: {summary.failures} (fix and import it again)", err=True)
@@ -160,34 +166,6 @@ def main() -> None:
     Start from a template:
       bulkoffers template offers.xlsx
     """
-
-
-@main.command("validate", context_settings=CONTEXT)
-@click.argument("file", type=click.Path(path_type=Path))
-@input_options
-def validate_cmd(file: Path, api: str, sheet: str | None, delimiter: str | None, mapping_path: Path | None,
-                 default_status: str, payloads_out: Path | None) -> None:
-    """Check FILE without sending anything: one line per problem (file, row, column, fix).
-
-    Exit code 0 when every row is valid, 1 when some are not."""
-    run_guarded(lambda: _validate(file, api, sheet, delimiter, mapping_path, default_status, payloads_out))
-
-
-def _validate(file: Path, api: str, sheet: str | None, delimiter: str | None, mapping_path: Path | None,
-              default_status: str, payloads_out: Path | None) -> int:
-    load_heavy(network=False)
-    from .source import validate
-
-    cfg = ImportConfig(input=file, results=file, failures=file, target=Target(api=api),  # type: ignore[arg-type]
-                       read=_read(sheet, delimiter), mapping=load_mapping(mapping_path),
-                       default_status=default_status, payloads_out=payloads_out)
-    summary = validate(cfg, lambda line: click.echo(line))
-    for warning in summary.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    print_summary_line(summary, dry=True)
-    if payloads_out:
-        click.echo(f"payloads: {payloads_out}", err=True)
-    return EXIT_OK if summary.counts.get("invalid", 0) == 0 and summary.rows else EXIT_ROWS_FAILED
 
 
 def auth_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -239,6 +217,100 @@ def continue_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the offers go: the sandbox and API endpoints, or the built-in emulator."""
+    for option in reversed([
+        click.option("--sandbox", help="Sandbox name [env BULKOFFERS_SANDBOX; default prod]."),
+        click.option("--container-id", metavar="ID", help="xcore container id [looked up for the sandbox]."),
+        click.option("--emulator", is_flag=True, help="Start the built-in emulator in-process and use it "
+                                                      "(a rehearsal: no credentials, nothing leaves this machine)."),
+        click.option("--base-url", default=PRODUCTION_BASE_URL, show_default=True, help="Platform API base URL."),
+        click.option("--ims-url", default=PRODUCTION_IMS_URL, show_default=True, help="IMS base URL."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def existing_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--on-existing", type=click.Choice(["create", "skip", "update", "fail"]), default="skip",
+                     show_default=True,
+                     help="What a row does whose offer name exists in the sandbox (every page is listed first): "
+                          "create a second offer, skip it, update it to the row's content, or fail the row."),
+        click.option("--skip-existing", is_flag=True, help="The same as --on-existing skip (the default)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@main.command("validate", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(path_type=Path))
+@input_options
+@click.option("--online", is_flag=True, help="Also read the sandbox (credentials or --emulator needed) and say "
+                                             "per offer what an import would do: create, update (which fields), "
+                                             "unchanged, skip or fail.")
+@existing_options
+@target_options
+@auth_options
+def validate_cmd(file: Path, **opts: Any) -> None:
+    """Check FILE without sending anything: one line per problem (file, row, column, fix).
+
+    With --online, the sandbox is read too (nothing is written) and each offer gets a line saying what
+    an import would do to it under --on-existing.
+
+    Exit code 0 when every row is valid (and, online, no row would fail), 1 otherwise."""
+    run_guarded(lambda: _validate(file, opts, online=opts["online"]))
+
+
+def connect(opts: dict[str, Any], target: Target) -> tuple[Target, Credentials, Any]:
+    """The target and credentials a command uses, and the in-process emulator it started (--emulator),
+    which the caller stops."""
+    if not opts.get("emulator"):
+        return target, make_credentials(opts), None
+    load_heavy()
+    from .emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, EmulatorServer
+
+    setup_logging(bool(opts.get("verbose")))
+    server = EmulatorServer().start()
+    click.echo(f"emulator: {server.url} (in-process; offers vanish when the run ends)", err=True)
+    creds = Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, opts.get("sandbox") or "prod")
+    return dataclasses.replace(target, base_url=server.url, ims_url=server.url), creds, server
+
+
+def _validate(file: Path, opts: dict[str, Any], online: bool) -> int:
+    cfg = ImportConfig(input=file, results=file, failures=file, read=_read(opts["sheet"], opts["delimiter"]),
+                       target=Target(api=opts["api"], base_url=opts.get("base_url") or PRODUCTION_BASE_URL,
+                                     ims_url=opts.get("ims_url") or PRODUCTION_IMS_URL,
+                                     container_id=opts.get("container_id")),
+                       mapping=load_mapping(opts["mapping_path"]), default_status=opts["default_status"],
+                       payloads_out=opts["payloads_out"], on_existing=on_existing(opts))
+    load_heavy(network=online)
+    from .source import validate
+
+    sandbox, server = None, None
+    try:
+        if online:
+            from .sandbox import snapshot
+
+            target, creds, server = connect(opts, cfg.target)
+            cfg = dataclasses.replace(cfg, target=target, credentials=creds)
+            sandbox = snapshot(cfg.api_config)
+        summary = validate(cfg, lambda line: click.echo(line), sandbox)
+    finally:
+        if server is not None:
+            server.stop()
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    print_summary_line(summary, dry=True, sandbox=cfg.credentials.sandbox if online else None)
+    if opts["payloads_out"]:
+        click.echo(f"payloads: {opts['payloads_out']}", err=True)
+    ok = summary.counts.get("invalid", 0) == 0 and summary.counts.get("fail", 0) == 0 and summary.rows
+    return EXIT_OK if ok else EXIT_ROWS_FAILED
+
+
+
+
+
 REDACT = Redactor()  # every secret this process learns is masked in anything it prints
 
 
@@ -285,12 +357,10 @@ def report(summary: Any) -> int:
 @main.command("import", context_settings=CONTEXT)
 @click.argument("file", type=click.Path(path_type=Path))
 @input_options
-@click.option("--container-id", metavar="ID", help="xcore container id [looked up for the sandbox].")
-@click.option("--emulator", is_flag=True, help="Start the built-in emulator in-process and import into it "
-                                                "(a rehearsal: no credentials, nothing leaves this machine).")
-@click.option("--dry-run", is_flag=True, help="Validate and build payloads only; send nothing.")
-@click.option("--skip-existing", is_flag=True,
-              help="List the sandbox's fallback offers first; rows whose name exists are skipped, not sent.")
+@click.option("--dry-run", is_flag=True, help="Send nothing: validate, build payloads and, with credentials (or "
+                                              "--emulator), read the sandbox and say per offer what the import "
+                                              "would do (`validate --online`).")
+@existing_options
 @click.option("--verify", is_flag=True, help="After the run (and the settle window), check that every created "
                                               "offer exists once with the run's content (see `bulkoffers verify`).")
 @click.option("--resume", is_flag=True, help="Continue the last run of FILE (or the one --results names) "
@@ -301,10 +371,8 @@ def report(summary: Any) -> int:
 @click.option("--failures", "failures_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Failures CSV: original columns + source_row + error [next to FILE: NAME.<time>.failures.csv].")
 @click.option("--force", is_flag=True, help="Overwrite existing results/failures files.")
+@target_options
 @auth_options
-@click.option("--sandbox", help="Sandbox name [env BULKOFFERS_SANDBOX; default prod].")
-@click.option("--base-url", default=PRODUCTION_BASE_URL, show_default=True, help="Platform API base URL.")
-@click.option("--ims-url", default=PRODUCTION_IMS_URL, show_default=True, help="IMS base URL.")
 def import_cmd(file: Path, **opts: Any) -> None:
     """Create one fallback offer per offer in FILE and write a results CSV.
 
@@ -322,8 +390,7 @@ def import_cmd(file: Path, **opts: Any) -> None:
 
 def _import(file: Path, opts: dict[str, Any]) -> int:
     if opts["dry_run"]:
-        return _validate(file, opts["api"], opts["sheet"], opts["delimiter"], opts["mapping_path"],
-                         opts["default_status"], opts["payloads_out"])
+        return _validate(file, opts, online=can_connect(opts))
     if opts["resume"]:
         if opts["emulator"]:
             raise ConfigError("--resume cannot use --emulator: the in-process emulator forgot the run",
@@ -339,25 +406,15 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
                     container_id=opts["container_id"])
     results = opts["results_path"] or default_output(file, "results")
     failures = opts["failures_path"] or default_output(file, "failures")
-    server = None
-    if opts["emulator"]:  # the embedded defaults; nothing from the environment applies
-        from .emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, EmulatorServer
-
-        creds = Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, opts["sandbox"] or "prod")
-        setup_logging(bool(opts.get("verbose")))
-    else:
-        creds = make_credentials(opts)
-    cfg = ImportConfig(input=file, results=results, failures=failures, target=target, credentials=creds, read=read,
-                       mapping=mapping, default_status=opts["default_status"], force=opts["force"],
-                       payloads_out=opts["payloads_out"], skip_existing=opts["skip_existing"], **sending)
+    cfg = ImportConfig(input=file, results=results, failures=failures, target=target, read=read, mapping=mapping,
+                       default_status=opts["default_status"], force=opts["force"], payloads_out=opts["payloads_out"],
+                       on_existing=on_existing(opts), **sending)
     load_heavy()
     from .engine import import_file
     from .progress import TqdmProgress
 
-    if opts["emulator"]:
-        server = EmulatorServer().start()
-        cfg = dataclasses.replace(cfg, target=dataclasses.replace(target, base_url=server.url, ims_url=server.url))
-        click.echo(f"emulator: {server.url} (in-process; offers vanish when the run ends)", err=True)
+    target, creds, server = connect(opts, target)
+    cfg = dataclasses.replace(cfg, target=target, credentials=creds)
     try:
         summary = import_file(cfg, TqdmProgress(quiet=opts["quiet"]))
         code = report(summary)
@@ -370,6 +427,27 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
         if server is not None:
             server.stop()
     return code
+
+
+def can_connect(opts: dict[str, Any]) -> bool:
+    """Whether a dry run can read the sandbox: --emulator, or complete credentials. Without, it says it
+    stays offline."""
+    if opts.get("emulator"):
+        return True
+    try:
+        resolve_credentials(opts).credentials.check()
+    except ConfigError as exc:
+        click.echo(f"note: dry run offline, the sandbox is not read ({exc})", err=True)
+        return False
+    return True
+
+
+def on_existing(opts: dict[str, Any]) -> OnExisting:
+    """--on-existing, with --skip-existing as its old spelling."""
+    if opts.get("skip_existing") and opts.get("on_existing") not in (None, "skip"):
+        raise ConfigError(f"--skip-existing and --on-existing {opts['on_existing']} contradict each other",
+                          hint="keep one of them")
+    return "skip" if opts.get("skip_existing") else opts.get("on_existing") or "skip"
 
 
 def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_input: Path | None = None,
@@ -386,8 +464,8 @@ def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_i
         raise ConfigError(f"{results} is a run of {source}, not of {override_input}")
     creds = make_credentials(opts, state.header["sandbox"], state.header.get("org_id"))
     cfg = continued_config(state, creds, fixed=fixed, base_url=opts.get("base_url"), ims_url=opts.get("ims_url"),
-                           force=opts.get("force", False), skip_existing=opts.get("skip_existing", False),
-                           **send_settings(opts))
+                           force=opts.get("force", False), **send_settings(opts),
+                           **({"on_existing": "skip"} if opts.get("skip_existing") else {}))
     already = sum(1 for e in state.done.values() if e["outcome"] == "created")
     click.echo(f"continuing the run of {source}: {already} rows created before, {len(state.in_flight)} in doubt "
                "(looked up before sending)", err=True)
@@ -398,7 +476,8 @@ def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_i
 
 @main.command("resume", context_settings=CONTEXT)
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--skip-existing", is_flag=True, help="Also skip rows whose name already exists in the sandbox.")
+@click.option("--skip-existing", is_flag=True, help="Skip rows whose name exists in the sandbox, whatever "
+                                                    "--on-existing the run had.")
 @continue_options
 @send_options
 @auth_options
@@ -453,21 +532,23 @@ def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dic
 
     state = load_journal(journal_path(results))
     h = state.header
-    created = state.created
-    offers = len({r.id for r in created})
+    created, updated = len({r.id for r in state.created}), len({r.id for r, _, _ in state.updated})
+    offers = created + updated
     if not offers:
-        click.echo(f"the run of {h['input']} created no offers: nothing to roll back", err=True)
+        click.echo(f"the run of {h['input']} created and updated no offers: nothing to roll back", err=True)
         return EXIT_OK
     out = out or results.with_name(results.name.removesuffix(".csv") + ".rollback.csv")
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it, or choose another --out")
     if not yes:
-        ask(f"Delete {offers} offers created by the run of {h['input']} in sandbox {h['sandbox']!r} ({h['api']})?",
-            "rollback deletes offers")
+        restore = f" and restore {updated} offers it updated" if updated else ""
+        ask(f"Delete {created} offers created by the run of {h['input']}{restore} in sandbox {h['sandbox']!r} "
+            f"({h['api']})?", "rollback deletes offers")
     creds = make_credentials(opts, h["sandbox"], h.get("org_id"))
-    summary = rollback(created, api_config_of(state, creds, base_url=opts.get("base_url"),
-                                              ims_url=opts.get("ims_url"), **send_settings(opts)), out)
-    click.echo(f"{summary.offers} offers: {summary.deleted} deleted, {summary.gone} already gone, "
+    summary = rollback(state, api_config_of(state, creds, base_url=opts.get("base_url"),
+                                            ims_url=opts.get("ims_url"), **send_settings(opts)), out)
+    restored = f", {summary.restored} restored" if updated else ""
+    click.echo(f"{summary.offers} offers: {summary.deleted} deleted, {summary.gone} already gone{restored}, "
                f"{summary.failed} failed; details: {out}", err=True)
     return EXIT_OK if summary.failed == 0 else EXIT_ROWS_FAILED
 
@@ -608,7 +689,7 @@ def template_cmd(out: Path, force: bool) -> None:
 @click.option("--error-rate", default=0.0, show_default=True, help="Share of requests answered 500/502/503.")
 @click.option("--reset-rate", default=0.0, show_default=True, help="Share of connections closed before processing.")
 @click.option("--drop-rate", default=0.0, show_default=True,
-              help="Share of creates stored and then dropped without an answer (commit-then-drop).")
+              help="Share of creates and edits stored and then dropped without an answer (commit-then-drop).")
 @click.option("--slow-rate", default=0.0, show_default=True, help="Share of answers delayed by --slow-seconds.")
 @click.option("--slow-seconds", default=30.0, show_default=True, help="Delay of a slow answer.")
 @click.option("--fault-scope", type=click.Choice(["all", "create", "list"]), default="all", show_default=True,

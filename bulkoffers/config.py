@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 
 Api = Literal["dps", "xcore"]
+OnExisting = Literal["create", "skip", "update", "fail"]
+ON_EXISTING = ("create", "skip", "update", "fail")
 PRODUCTION_BASE_URL = "https://platform.adobe.io"
 PRODUCTION_IMS_URL = "https://ims-na1.adobelogin.com"
 DEFAULT_SCOPES = ("openid", "AdobeID", "read_organizations", "additional_info.projectedProductContext",
@@ -194,7 +196,7 @@ class ImportConfig:
     default_status: str = "approved"
     force: bool = False
     payloads_out: Path | None = None
-    skip_existing: bool = False  # list the sandbox first; rows whose name exists are skipped
+    on_existing: OnExisting = "skip"  # what a row does whose offer name exists in the sandbox (sandbox.decide)
     settle: float = DEFAULT_SETTLE  # seconds after a lost answer before not finding the offer proves it absent
 
     @property
@@ -209,5 +211,7 @@ class ImportConfig:
         if self.concurrency is not None and not 1 <= self.concurrency <= 1024:
             raise ConfigError(f"--concurrency must be between 1 and 1024, got {self.concurrency}")
         check_settle(self.settle)
+        if self.on_existing not in ON_EXISTING:
+            raise ConfigError(f"--on-existing must be one of {', '.join(ON_EXISTING)}, got {self.on_existing!r}")
         if self.default_status not in ("draft", "approved", "archived"):
             raise ConfigError(f"--status must be draft, approved or archived, got {self.default_status!r}")

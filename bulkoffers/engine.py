@@ -24,15 +24,17 @@ from .config import ImportConfig
 from .errors import BulkOffersError, ConfigError, InputError, Interrupted, LookupFailed
 from .grouping import prepare
 from .offers import Prepared
+from .payloads import content_digest, owned
 from .ratelimit import RateLimiter
 from .redact import Redactor
 from .results import NOT_ATTEMPTED, ResultsWriter, RowResult, Summary, check_writable
+from .sandbox import decide, read_offers
 from .runrecord import TICK_SECONDS, Journal, JournalState, check_input, journal_path, run_header
 from .sender import Job, Result, Sender
 from .source import Loaded, load, row_results, with_payloads
 
 if TYPE_CHECKING:  # aiohttp loads with the client when a run starts: validate and dry runs never need it
-    from .client import Found, OfferLibrary
+    from .client import Found
 
 
 class Progress(Protocol):
@@ -62,7 +64,7 @@ class Importer:
         self.cfg = cfg
         self.prior, self.redo_failed, self.renumber = prior, redo_failed, renumber
         self.journal: Journal | None = None
-        self.existing: dict[str, Found] = {}
+        self.offers: dict[str, list[Found]] | None = None  # the sandbox's offers by name, read before sending
         self.progress = progress or NoProgress()
         self.limiter = RateLimiter(cfg.rate)
         self.stop: anyio.Event  # created in run(): anyio objects need the event loop
@@ -147,8 +149,8 @@ class Importer:
         async with open_library(cfg.api_config) as lib:  # fails fast on credentials and container
             self.sender = Sender(lib, self.limiter, cfg.retry, stopping=self.stop.is_set, rng=self._rng,
                                  settle=cfg.settle)
-            if cfg.skip_existing:
-                await self._list_existing(lib)
+            if cfg.on_existing != "create":
+                await self._read_offers()
             if self.prior is None:
                 journal_path(cfg.results).unlink(missing_ok=True)  # --force: a new run, a new journal
             self.journal = Journal(journal_path(cfg.results), redact)
@@ -229,11 +231,13 @@ class Importer:
                     feed.close()
 
     def _job(self, prepared: Prepared) -> Job:
-        """A new job; one the earlier run may have sent already starts with a lookup, and its absence
-        counts only after the settle window from that run's last send of it."""
+        """A new job; one the earlier run may have created already starts with a lookup, and its absence
+        counts only after the settle window from that run's last send of it. (An update the earlier run
+        sent is decided again from what the offer holds now: sandbox.decide.)"""
         job = Job(prepared, self.sender.budget())
-        if self.prior is not None and any(self.prior.in_doubt(r) for r in job.rows):
-            last_sent = max(self.prior.last_sent(r) for r in job.rows)
+        prior = self.prior
+        if prior is not None and any(prior.in_doubt(r) and r not in prior.updates for r in job.rows):
+            last_sent = max(prior.last_sent(r) for r in job.rows)
             job.check, job.next_at = True, time.monotonic()
             job.due = job.next_at + max(0.0, last_sent + self.cfg.settle - time.time())
         return job
@@ -266,14 +270,11 @@ class Importer:
                     continue  # settled by the earlier run and replayed
                 if prepared.offer is None:
                     self.record(row_results(prepared, ld.cmap, "invalid"))
-                elif (found := self.existing.get(prepared.offer.name)) is not None:
-                    self.record(row_results(prepared, ld.cmap, "skipped", id=found.id, at_id=found.at_id,
-                                            error="exists already (--skip-existing): not sent"))
-                else:
-                    ready.append(self._job(prepared))
+                elif (job := self._decide(prepared)) is not None:
+                    ready.append(job)
             if self.stop.is_set():
                 return  # the sweep records the rest as not attempted
-            if sending := [r for job in ready if not job.check for r in job.rows]:
+            if sending := [r for job in ready if not job.check and job.existing is None for r in job.rows]:
                 assert self.journal is not None
                 # Write-ahead for the whole slice: any of them may be on the wire before the next flush.
                 self.journal.sending(sending, attempt=1)
@@ -311,8 +312,11 @@ class Importer:
         rows, name = job.rows, job.prepared.name
 
         def announce(attempt: int) -> None:
-            if attempt > 1:  # the first attempt was announced with its slice (_produce)
-                assert self.journal is not None
+            assert self.journal is not None
+            if job.existing is not None:  # an update: what the offer held goes first, for rollback
+                assert job.before is not None
+                self.journal.sending(rows, attempt, name, update=(job.existing.id, job.before))
+            elif attempt > 1:  # the first attempt of a create was announced with its slice (_produce)
                 self.journal.sending(rows, attempt, name)  # before the POST: write-ahead
             self._in_flight.add(rows[0])  # stays there if cancelled: the worker records it as in doubt
 
@@ -328,16 +332,43 @@ class Importer:
         self.record(row_results(job.prepared, self.loaded.cmap, result.outcome, **fields), in_doubt=result.in_doubt,
                     sent=job.sent_wall if result.in_doubt else None, digest=result.digest)
 
-    async def _list_existing(self, lib: OfferLibrary) -> None:
-        """--skip-existing: every fallback offer of the sandbox by name, page by page."""
+    async def _read_offers(self) -> None:
+        """Every fallback offer of the sandbox by name, page by page, for --on-existing."""
+        cfg = self.cfg
         try:
-            async for found in self.sender.pages(lambda: lib.list_page(limit=100)):
-                for item in found:
-                    self.existing.setdefault(item.name, item)
+            self.offers = await read_offers(self.sender)
         except LookupFailed as exc:
-            raise ConfigError(f"cannot list the sandbox's offers for --skip-existing: {exc}") from exc
-        self.progress.note(f"--skip-existing: {len(self.existing)} offer names already in sandbox "
-                           f"{self.cfg.credentials.sandbox!r}")
+            where = "--container-id" if cfg.target.api == "xcore" else "--base-url"
+            raise ConfigError(f"cannot list the sandbox's offers (needed for --on-existing {cfg.on_existing}): {exc}",
+                              hint=f"check {where} and --sandbox, or pass --on-existing create") from exc
+        self.progress.note(f"{len(self.offers)} offer names already in sandbox {cfg.credentials.sandbox!r}; rows "
+                           f"whose offer name exists: --on-existing {cfg.on_existing}")
+
+    def _decide(self, prepared: Prepared) -> Job | None:
+        """What --on-existing makes of a valid offer: a job (create or update), or its rows recorded now."""
+        assert self.loaded is not None and prepared.offer is not None and prepared.body is not None
+        job = self._job(prepared)
+        if self.offers is None or job.check:  # job.check: the earlier run may have created it: look it up
+            return job
+        updated_before = self.prior is not None and any(r in self.prior.updates for r in job.rows)
+        d = decide(prepared.body, prepared.offer.name, self.offers.get(prepared.offer.name, []),
+                   self.cfg.on_existing, self.cfg.target.api, updated_before)
+        if d.action == "create":
+            return job
+        if d.action == "update":
+            assert d.existing is not None
+            job.existing = d.existing
+            prior = self.prior.updates.get(job.rows[0]) if self.prior is not None else None
+            job.before = prior["before"] if prior else owned(d.existing.document, self.cfg.target.api, normalize=False)
+            return job
+        outcome = {"unchanged": "unchanged", "updated": "updated", "skip": "skipped", "fail": "failed"}[d.action]
+        found = d.existing
+        fields: dict[str, Any] = {"error": d.note, "id": found.id if found else "", "at_id": found.at_id if found else ""}
+        if d.action == "updated":
+            fields["changes"] = "(already so: an earlier attempt took effect)"
+        digest = content_digest(prepared.body, self.cfg.target.api) if d.action in ("unchanged", "updated") else None
+        self.record(row_results(prepared, self.loaded.cmap, outcome, **fields), digest=digest)
+        return None
 
     def _sweep(self) -> None:
         """Every row not yet in results (interrupted, stopped, unreadable tail) is recorded as not attempted."""

@@ -107,24 +107,31 @@ _XCORE_OWNED: dict[str, Any] = {
 }
 
 
-def owned(doc: Any, api: Api) -> Any:
-    """The part of an offer document that bulkoffers writes, normalized so that equal content compares
-    equal: empty values count as absent, dates as instants, `component-text` as `text`."""
-    return _project(doc, _DPS_OWNED if api == "dps" else _XCORE_OWNED)
+def owned(doc: Any, api: Api, normalize: bool = True) -> Any:
+    """The part of an offer document that bulkoffers writes. Normalized (the default), equal content
+    compares equal: empty values count as absent, dates as instants, `component-text` as `text`;
+    without, the values are kept as the document has them (to write them back: rollback of updates)."""
+    return _project(doc, _spec(api), normalize)
 
 
-def _project(value: Any, spec: Any) -> Any:
+def _spec(api: Api) -> dict[str, Any]:
+    return _DPS_OWNED if api == "dps" else _XCORE_OWNED
+
+
+def _project(value: Any, spec: Any, normalize: bool = True) -> Any:
     if isinstance(spec, dict):
         if not isinstance(value, dict):
             return value
         out = {}
         for key, sub in spec.items():
-            kept = _project(value.get(key), sub)
+            kept = _project(value.get(key), sub, normalize)
             if kept not in (None, "", [], {}):
                 out[key] = kept
         return out
     if isinstance(spec, list):
-        return [_project(v, spec[0]) for v in value] if isinstance(value, list) else value
+        return [_project(v, spec[0], normalize) for v in value] if isinstance(value, list) else value
+    if not normalize:
+        return value
     if spec == "date" and isinstance(value, str):
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc).isoformat()
@@ -139,6 +146,55 @@ def same_content(sent: dict[str, Any], found: dict[str, Any], api: Api) -> bool:
     """Whether an offer on the server holds exactly the content a payload writes: the comparison of the
     lost-answer lookup, of `verify`, and of updates (nothing more, nothing less, on bulkoffers' fields)."""
     return bool(owned(sent, api) == owned(found, api))
+
+
+# xcore lets no one change dc:format or dc:language in place (XDM marks them not user-editable, and the
+# service answers 422): a change inside the representations replaces them all.
+_WHOLE = {"dps": frozenset(), "xcore": frozenset({"xdm:representations"})}
+
+
+def patch_ops(current: dict[str, Any], desired: dict[str, Any], api: Api) -> list[dict[str, Any]]:
+    """The JSON Patch that turns the offer on the server (`current`) into `desired` on bulkoffers' fields
+    only (the service's own fields are left alone): `add`, `replace` and `remove` with DPS paths like
+    /representations/0/components/0/deliveryURL, or xcore paths under /_instance/. Values come from
+    `desired` as it is; equal content (same_content) gives no operation."""
+    ops: list[dict[str, Any]] = []
+    _diff(current, desired, _spec(api), "/_instance" if api == "xcore" else "", ops, _WHOLE[api])
+    return ops
+
+
+def changed_fields(ops: list[dict[str, Any]]) -> list[str]:
+    """The fields a patch changes, as the user reads them (`representations/0/components/0/content`)."""
+    return [op["path"].removeprefix("/_instance").lstrip("/") for op in ops]
+
+
+def _pointer(path: str, key: str | int) -> str:
+    return f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
+
+
+def _diff(cur: Any, want: Any, spec: dict[str, Any], path: str, ops: list[dict[str, Any]],
+          whole: frozenset[str]) -> None:
+    for key, sub in spec.items():
+        have = _project(cur.get(key), sub) if isinstance(cur, dict) else None
+        need = _project(want.get(key), sub)
+        at = _pointer(path, key)
+        if need in (None, "", [], {}):
+            if have not in (None, "", [], {}):
+                ops.append({"op": "remove", "path": at})
+            continue
+        if have in (None, "", [], {}):
+            ops.append({"op": "add", "path": at, "value": want[key]})
+        elif have == need:
+            continue
+        elif key not in whole and isinstance(sub, dict) and isinstance(cur[key], dict):
+            _diff(cur[key], want[key], sub, at, ops, whole)
+        elif (key not in whole and isinstance(sub, list) and isinstance(cur[key], list)
+              and len(cur[key]) == len(want[key]) and isinstance(sub[0], dict)):
+            for i, (c, w) in enumerate(zip(cur[key], want[key])):
+                if _project(c, sub[0]) != _project(w, sub[0]):
+                    _diff(c, w, sub[0], _pointer(at, i), ops, whole)
+        else:
+            ops.append({"op": "replace", "path": at, "value": want[key]})
 
 
 def content_digest(doc: dict[str, Any], api: Api) -> str:

@@ -19,9 +19,10 @@ import orjson
 from .errors import ConfigError
 from .redact import Redactor
 
-Outcome = Literal["created", "failed", "invalid", "skipped"]
+Outcome = Literal["created", "updated", "unchanged", "failed", "invalid", "skipped"]
 RESULT_COLUMNS = ("row", "offer_key", "name", "outcome", "id", "at_id", "http_status", "attempts", "error",
-                  "elapsed_ms")
+                  "elapsed_ms", "changes")
+DONE = ("created", "updated", "unchanged")  # outcomes after which the row's offer exists with its content
 NOT_ATTEMPTED = "not attempted: "
 SOURCE_ROW = "source_row"  # failures.csv: the row in the run's input, so `retry --from` can match it
 
@@ -47,6 +48,7 @@ class RowResult:
     attempts: int = 0
     error: str = ""
     elapsed_ms: int = 0
+    changes: str = ""  # updated: the fields the update changed
     cells: dict[str, str] = field(default_factory=dict, repr=False, compare=False)  # the source row
 
     @property
@@ -57,7 +59,7 @@ class RowResult:
     def line(self) -> list[str]:
         return [str(self.row), self.offer_key, self.name, self.outcome, self.id, self.at_id,
                 "" if self.http_status is None else str(self.http_status), str(self.attempts), self.error,
-                str(self.elapsed_ms)]
+                str(self.elapsed_ms), self.changes]
 
 
 @dataclass
@@ -79,9 +81,10 @@ class Summary:
 
     @property
     def all_done(self) -> bool:
-        """Every row is known to exist once (created, or skipped because it existed already)."""
-        return self.rows > 0 and self.counts.get("created", 0) + self.counts.get("skipped", 0) - \
-            self.counts.get("not_attempted", 0) == self.rows
+        """Every row is known to exist once with its content (created, updated, unchanged), or was skipped
+        on purpose because its offer existed already."""
+        done = sum(self.counts.get(k, 0) for k in DONE)
+        return self.rows > 0 and done + self.counts.get("skipped", 0) - self.counts.get("not_attempted", 0) == self.rows
 
 
 def check_writable(*paths: Path, force: bool) -> None:

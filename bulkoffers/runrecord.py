@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,13 +53,17 @@ class Journal:
     def start(self, header: dict[str, Any]) -> None:
         self._write({"type": "run", "version": JOURNAL_VERSION, **header}, flush=True)
 
-    def sending(self, rows: list[int], attempt: int, name: str | None = None) -> None:
-        """Rows about to be sent. First attempts are announced a slice at a time, as the engine hands
-        the slice to the workers (one flush per slice, not one per POST); a kill then leaves at most
-        the rows announced and not finished in doubt, and resume looks those up before sending them."""
+    def sending(self, rows: list[int], attempt: int, name: str | None = None,
+                update: tuple[str, dict[str, Any]] | None = None) -> None:
+        """Rows about to be sent. First attempts of creates are announced a slice at a time, as the
+        engine hands the slice to the workers (one flush per slice, not one per POST); a kill then
+        leaves at most the rows announced and not finished in doubt, and resume looks those up before
+        sending them. `update` is (offer id, its content before the update): rollback restores it."""
         entry: dict[str, Any] = {"type": "send", "rows": rows, "attempt": attempt}
         if name is not None:
             entry["name"] = name
+        if update is not None:
+            entry["update"], entry["before"] = update
         self._write(entry, flush=True)
 
     def tick(self) -> None:
@@ -75,6 +79,8 @@ class Journal:
                                  "at_id": result.at_id, "http_status": result.http_status,
                                  "attempts": result.attempts, "error": self._redact(result.error),
                                  "elapsed_ms": result.elapsed_ms}
+        if result.changes:
+            entry["changes"] = result.changes
         if in_doubt:
             entry["in_doubt"] = True
             if sent is not None:
@@ -101,11 +107,12 @@ class JournalState:
     in_flight: set[int]  # rows sent whose outcome was never written: the answer may have been lost
     last_write: float = 0.0  # wall time of the journal's last line (a killed run died within DEATH_MARGIN)
     first_send: float = 0.0  # wall time of the first send of the run (verify: what the run may have made)
+    updates: dict[int, dict[str, Any]] = field(default_factory=dict)  # row → {"id", "before"}: first update sent
 
     def result(self, row: int) -> RowResult:
         e = self.done[row]
         return RowResult(row, e["offer_key"], e["name"], e["outcome"], e["id"], e["at_id"], e["http_status"],
-                         e["attempts"], e["error"], e["elapsed_ms"], cells=e.get("cells") or {})
+                         e["attempts"], e["error"], e["elapsed_ms"], e.get("changes", ""), cells=e.get("cells") or {})
 
     def in_doubt(self, row: int) -> bool:
         return row in self.in_flight or bool(self.done.get(row, {}).get("in_doubt"))
@@ -122,6 +129,13 @@ class JournalState:
     def created(self) -> list[RowResult]:
         return [self.result(r) for r, e in sorted(self.done.items()) if e["outcome"] == "created"]
 
+    @property
+    def updated(self) -> list[tuple[RowResult, dict[str, Any], str | None]]:
+        """Rows whose existing offer the run updated: (result, the offer's content before, the digest of
+        the content the run wrote)."""
+        return [(self.result(r), self.updates[r]["before"], e.get("digest")) for r, e in sorted(self.done.items())
+                if e["outcome"] == "updated" and r in self.updates]
+
 
 def load_journal(path: Path) -> JournalState:
     if not path.exists():
@@ -131,6 +145,7 @@ def load_journal(path: Path) -> JournalState:
     done: dict[int, dict[str, Any]] = {}
     sent: set[int] = set()
     last_write = first_send = 0.0
+    updates: dict[int, dict[str, Any]] = {}
     with path.open("rb") as fh:
         for line in fh:
             try:
@@ -148,6 +163,8 @@ def load_journal(path: Path) -> JournalState:
             elif kind == "send":
                 for row in entry["rows"]:
                     sent.add(row)
+                    if "update" in entry and row not in updates:  # the first before is what the row had
+                        updates[row] = {"id": entry["update"], "before": entry.get("before") or {}}
                     if done.get(row, {}).get("outcome") != "created":
                         done.pop(row, None)  # sent again (retry): in doubt until its new outcome
             elif kind == "done":
@@ -157,7 +174,7 @@ def load_journal(path: Path) -> JournalState:
         raise ConfigError(f"{path} is not a bulkoffers journal (no run header)")
     if header.get("version") not in (1, JOURNAL_VERSION):
         raise ConfigError(f"{path} was written by another bulkoffers version ({header.get('version')})")
-    return JournalState(header, done, sent, last_write, first_send)
+    return JournalState(header, done, sent, last_write, first_send, updates)
 
 
 
@@ -174,6 +191,7 @@ def run_header(cfg: ImportConfig, container_id: str | None, mode: str, input_sha
         "api": cfg.target.api, "base_url": cfg.target.base_url, "ims_url": cfg.target.ims_url,
         "container_id": container_id, "sandbox": cfg.credentials.sandbox, "org_id": cfg.credentials.org_id,
         "sheet": cfg.read.sheet, "delimiter": cfg.read.delimiter, "default_status": cfg.default_status,
+        "on_existing": cfg.on_existing,
         "mapping": {"columns": list(map(list, cfg.mapping.columns)), "defaults": list(map(list, cfg.mapping.defaults))},
     }
     if headers is not None:
@@ -223,7 +241,7 @@ def continued_config(state: JournalState, credentials: Credentials, *, fixed: Pa
         credentials=dataclasses.replace(credentials, sandbox=h["sandbox"]),
         read=ReadOptions() if fixed is not None else ReadOptions(sheet=h.get("sheet"), delimiter=h.get("delimiter")),
         mapping=MappingSpec(tuple(map(tuple, h["mapping"]["columns"])), tuple(map(tuple, h["mapping"]["defaults"]))),
-        default_status=h["default_status"], **overrides)
+        default_status=h["default_status"], **{"on_existing": h.get("on_existing", "create"), **overrides})
 
 
 def latest_results(input_path: Path) -> Path:

@@ -6,6 +6,7 @@ resume, retry, rollback and verify send through it:
     Sender.step(job)             one offer's next move: send it, or look it up when it may exist
     Sender.attempt(request)      the loop; returns a `Tried`, never raises for HTTP trouble
     ├── create(body, data)       POST one offer (a lost answer ends the loop: look before resending)
+    ├── patch(id, ops), read(id)  updates (with the etag), and lookup by id
     ├── named(name), find(body)  lookups by name, every page, names and content compared exactly
     ├── pages(first)             a list or search, every page
     └── delete(offer_id)         rollback
@@ -30,7 +31,7 @@ from .answers import Answer, Verdict, auth_hint, backoff, classify, excerpt, par
 from .config import Api, RetryPolicy
 from .errors import BulkOffersError, FatalApiError, LookupFailed
 from .offers import Prepared
-from .payloads import content_digest, offer_name, same_content
+from .payloads import changed_fields, content_digest, offer_name, patch_ops, same_content
 from .ratelimit import RateLimiter
 from .results import NOT_ATTEMPTED
 
@@ -81,6 +82,8 @@ class Job:
 
     prepared: Prepared
     budget: Budget
+    existing: Found | None = None  # an update: the offer to change, as last read
+    before: dict[str, Any] | None = None  # an update: the offer's content before the run (rollback restores it)
     check: bool = False  # look it up before sending: an answer was lost (here, or in an earlier run)
     next_at: float = 0.0  # time.monotonic() of its next move when set aside
     due: float = 0.0  # time.monotonic() from which not finding it proves it absent (last send + settle)
@@ -126,6 +129,8 @@ class Sender:
         before attempt n of a POST (write-ahead journaling)."""
         prepared = job.prepared
         assert prepared.body is not None  # source.with_payloads built it
+        if job.existing is not None:
+            return await self._update(job, announce)
         while True:
             if job.check:
                 try:
@@ -152,6 +157,74 @@ class Sender:
                 job.due = job.next_at + self.settle
                 return None  # the engine steps it again at next_at (now): an early look
             return self._settled(job, tried)
+
+    async def _update(self, job: Job, announce: Callable[[int], None] | None) -> Result:
+        """Makes the existing offer hold the row's content: a JSON Patch of what differs, with the etag
+        (xcore checks it). A stale etag (409/412) re-reads the offer once and applies the patch again; a
+        lost answer reads the offer by id (immediate, no lag) to see whether the update took effect."""
+        assert job.existing is not None and job.prepared.body is not None
+        desired = job.prepared.body
+        conflicts = 0
+        while True:
+            found = job.existing
+            ops = patch_ops(found.document, desired, self.api)
+            if not ops:  # holds the row's content already (a lost answer that took effect, or a re-read)
+                return self._updated(job, found, None, "")
+            tried = await self.attempt(lambda: self.lib.patch(found.id, ops, found.etag),
+                                       self._announcing(job, announce), budget=job.budget, lost_ends=True)
+            status = tried.answer.status if tried.answer is not None else None
+            if tried.outcome == "ok":
+                return self._updated(job, found, tried.answer, ", ".join(changed_fields(ops)))
+            if tried.outcome == "refused" and status == 404:
+                return Result("failed", self._fields(job, tried.answer, "the offer was deleted before it could be "
+                                                                        "updated"))
+            lost, conflict = tried.outcome == "lost", tried.outcome == "refused" and status in (409, 412)
+            if not (lost or conflict):
+                return self._settled(job, tried)
+            if conflict and conflicts:
+                return Result("failed", self._fields(job, tried.answer, (
+                    f"{tried.reason}: someone else changed the offer while it was being updated, twice; not updated")))
+            conflicts += conflict
+            try:
+                fresh = await self.read(found.id)
+            except LookupFailed as exc:
+                return Result("failed", self._fields(job, tried.answer, (
+                    f"{tried.reason}; reading the offer back failed ({exc}): the update may have taken effect; "
+                    "`bulkoffers retry` checks again")), in_doubt=lost)
+            if fresh is None:
+                return Result("failed", self._fields(job, tried.answer, "the offer was deleted while it was being "
+                                                                        "updated"))
+            untouched = same_content(found.document, fresh.document, self.api)
+            if lost and not untouched and not same_content(desired, fresh.document, self.api):
+                return Result("failed", self._fields(job, tried.answer, (
+                    "the answer was lost and someone else has changed the offer since: not updated again")))
+            job.existing = fresh  # the next turn patches from what is there now (nothing, if it took effect)
+            if job.budget.exhausted(self.policy) and not same_content(desired, fresh.document, self.api):
+                return Result("failed", self._fields(job, tried.answer, f"{tried.reason}; no attempts left"))
+
+    def _updated(self, job: Job, found: Found, answer: Answer | None, changes: str) -> Result:
+        assert job.prepared.body is not None
+        fields = {**self._fields(job, answer, ""), "id": found.id, "at_id": found.at_id,
+                  "changes": changes or "(already so: an earlier attempt took effect)"}
+        return Result("updated", fields, digest=content_digest(job.prepared.body, self.api))
+
+    async def read(self, offer_id: str) -> Found | None:
+        """The offer with this id as it is now (no index lag), or None when it is gone (404). Raises
+        LookupFailed when reading keeps failing, FatalApiError when the credentials are refused."""
+        tried = await self.attempt(lambda: self.lib.read(offer_id), stoppable=False)
+        if tried.outcome == "ok" and tried.answer is not None and isinstance(tried.answer.body, dict):
+            return self.lib.parse_offer(tried.answer.body)
+        if tried.outcome == "refused" and tried.answer is not None and tried.answer.status == 404:
+            return None
+        self._raise_if_fatal(tried)
+        raise LookupFailed(f"reading offer {offer_id}: {tried.reason}")
+
+    @staticmethod
+    def _raise_if_fatal(tried: Tried) -> None:
+        """Credentials refused while reading: every other request would be refused too."""
+        if tried.outcome == "fatal" and tried.answer is not None:
+            raise FatalApiError(f"the API refused the credentials: {tried.reason}", status=tried.answer.status,
+                                hint=auth_hint(tried.answer))
 
     def _announcing(self, job: Job, announce: Callable[[int], None] | None) -> Callable[[int], None]:
         def on_send(attempt: int) -> None:
@@ -268,6 +341,7 @@ class Sender:
         request = first
         while True:
             tried = await self.attempt(request, stoppable=False)
+            self._raise_if_fatal(tried)
             if tried.outcome != "ok" or tried.answer is None:
                 raise LookupFailed(tried.reason, status=tried.answer.status if tried.answer else None)
             yield parse(tried.answer.body)

@@ -21,6 +21,7 @@ from .offers import MAX_PLACEMENTS, Context, Prepared
 from .payloads import payload
 from .reader import SourceRow, Table
 from .results import SOURCE_ROW, PayloadWriter, RowResult, Summary
+from .sandbox import Snapshot, decide
 
 
 @dataclass
@@ -86,25 +87,36 @@ def row_results(prepared: Prepared, cmap: ColumnMap, outcome: str, **kw: Any) ->
     return out
 
 
-def validate(cfg: ImportConfig, on_problem: Callable[[str], None]) -> Summary:
-    """`bulkoffers validate` / `import --dry-run`: no network. Reports every problem, writes payloads."""
+def validate(cfg: ImportConfig, on_line: Callable[[str], None], sandbox: Snapshot | None = None) -> Summary:
+    """`bulkoffers validate` / `import --dry-run`: sends nothing. Reports every problem, one line each, and
+    writes payloads. Given what the sandbox holds (`validate --online`), also says per offer what an
+    import would do to it under --on-existing: create, update (the fields), unchanged, skip or fail."""
     start = time.monotonic()
     loaded = load(cfg)
     summary = Summary(rows=loaded.plan.rows, warnings=loaded.warnings)
     counts = {"valid": 0, "invalid": 0}
     writer = PayloadWriter(cfg.payloads_out) if cfg.payloads_out else None
+    api = cfg.target.api
     try:
         for prepared in prepare(loaded.table.rows(), loaded.cmap, loaded.plan, loaded.ctx):
             rows = [r.number for r in prepared.rows]
             if prepared.offer is None:
                 counts["invalid"] += len(rows)
                 for p in prepared.problems:
-                    on_problem(f"{cfg.input}: {p}")
+                    on_line(f"{cfg.input}: {p}")
                 continue
             counts["valid"] += len(rows)
             summary.offers += 1
+            body = payload(prepared.offer, api)
             if writer:
-                writer.write(rows, prepared.key, payload(prepared.offer, cfg.target.api))
+                writer.write(rows, prepared.key, body)
+            if sandbox is not None and sandbox.offers is not None:
+                d = decide(body, prepared.offer.name, sandbox.offers.get(prepared.offer.name, []), cfg.on_existing, api)
+                counts[d.action] = counts.get(d.action, 0) + len(rows)
+                what = {"update": f"update ({d.changes})", "create": "create", "unchanged": "unchanged"}.get(
+                    d.action, f"{d.action}: {d.note}")
+                where = f"row {rows[0]}" if len(rows) == 1 else f"rows {', '.join(map(str, rows))}"
+                on_line(f"{cfg.input}: {where}, {prepared.offer.name!r}: {what}")
     finally:
         if writer:
             writer.close()

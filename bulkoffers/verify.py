@@ -25,7 +25,7 @@ import anyio
 
 from .client import Found, open_library
 from .config import ApiConfig
-from .errors import FatalApiError, LookupFailed
+from .errors import FatalApiError
 from .payloads import content_digest
 from .ratelimit import RateLimiter
 from .redact import Redactor
@@ -88,7 +88,7 @@ async def _verify(state: JournalState, api: ApiConfig, out: Path, fix: bool,
         sender = Sender(lib, RateLimiter(api.rate), api.retry)
         recorded: dict[str, Found | None] = {}
         for offer_id in rows_of:
-            recorded[offer_id] = await _read(sender, offer_id)
+            recorded[offer_id] = await sender.read(offer_id)
         names = {rows[0]["name"] for rows in rows_of.values()}
         by_name = await _offers_named(sender, names)
         for offer_id, rows in rows_of.items():
@@ -100,18 +100,6 @@ async def _verify(state: JournalState, api: ApiConfig, out: Path, fix: bool,
             writer.write(check.row, check.name, check.id, check.status, " ".join(check.copies), check.action,
                          check.detail)
     return report
-
-
-async def _read(sender: Sender, offer_id: str) -> Found | None:
-    """The offer with this id, None when it is gone (404). Raises LookupFailed when reading fails."""
-    tried = await sender.attempt(lambda: sender.lib.read(offer_id), stoppable=False)
-    if tried.outcome == "ok" and tried.answer is not None and isinstance(tried.answer.body, dict):
-        return sender.lib.parse_offer(tried.answer.body)
-    if tried.outcome == "refused" and tried.answer is not None and tried.answer.status == 404:
-        return None
-    if tried.outcome == "fatal":
-        raise FatalApiError(f"the API refused the credentials: {tried.reason}")
-    raise LookupFailed(f"reading offer {offer_id}: {tried.reason}")
 
 
 async def _offers_named(sender: Sender, names: set[str]) -> dict[str, list[Found]]:

@@ -136,10 +136,16 @@ def test_token_expiring_mid_run_is_refreshed(tmp_path: Path) -> None:
 
 
 def test_a_refused_static_token_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """A refused static token (it cannot be refreshed) stops the run with exit 2 and the fix: at the
+    listing of the sandbox, before any row is touched; and with --on-existing create (no listing) at
+    the first create, the other rows recorded as not attempted."""
     source = write_offers(tmp_path / "o.csv", 20)
-    out = run_cli("import", str(source), "--results", str(tmp_path / "r.csv"), "--base-url", emulator.url,
-                  "--ims-url", emulator.url, "--access-token", "expired-token-123", "--client-id", DEFAULT_CLIENT_ID,
-                  "--org-id", DEFAULT_ORG_ID, "--concurrency", "1")
+    args = ["--base-url", emulator.url, "--ims-url", emulator.url, "--access-token", "expired-token-123",
+            "--client-id", DEFAULT_CLIENT_ID, "--org-id", DEFAULT_ORG_ID, "--concurrency", "1"]
+    listed = run_cli("import", str(source), "--results", str(tmp_path / "l.csv"), *args)
+    assert listed.returncode == 2 and "access token is refused" in listed.stderr
+    assert "create" not in emulator.stats()["requests"] and not (tmp_path / "l.csv").exists()
+    out = run_cli("import", str(source), "--results", str(tmp_path / "r.csv"), *args, "--on-existing", "create")
     assert out.returncode == 2 and "access token is refused" in out.stderr
     assert emulator.stats()["requests"]["create"] == 1
     rows = read_csv(tmp_path / "r.csv")
@@ -159,7 +165,7 @@ def test_no_secret_reaches_any_output(tmp_path: Path) -> None:
             run_cli("retry", str(tmp_path / "r.csv"), "--verbose", *common, env=env),
             run_cli("check-auth", "--verbose", *common, env=env, cwd=tmp_path),
             run_cli("import", str(FIXTURES / "invalid.csv"), "--dry-run", "--payloads-out", str(tmp_path / "d.jsonl"),
-                    env=env),
+                    "--verbose", *common, env=env),
             run_cli("rollback", str(tmp_path / "r.csv"), "--yes", "--verbose", *common, env=env),
         ]
         tokens = list(emu.state.tokens)

@@ -236,11 +236,17 @@ def test_second_ctrl_c_aborts_requests_in_flight_and_says_so(tmp_path: Path) -> 
 
 
 def test_403_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """A 403 (wrong org) stops the run at once with exit 2 and the header to fix: at the listing before
+    any row; with --on-existing create (no listing) at the first creates, not one request per row."""
     source = write_offers(tmp_path / "o.csv", 30)
     args = emulator_args(emulator)
     args[args.index("--org-id") + 1] = "SOMEONE-ELSE@AdobeOrg"
+    listed = run_cli("import", str(source), *args, "--rate", "50", "--results", str(tmp_path / "l.csv"))
+    assert listed.returncode == 2
+    assert "x-gw-ims-org-id: --org-id must be the organization" in listed.stderr.strip().splitlines()[-1]
+    assert "create" not in emulator.stats()["requests"]
     out = run_cli("import", str(source), *args, "--rate", "50", "--concurrency", "2",
-                  "--results", str(tmp_path / "r.csv"))
+                  "--results", str(tmp_path / "r.csv"), "--on-existing", "create")
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: the API refused the credentials: HTTP 403")
@@ -251,8 +257,14 @@ def test_403_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> 
 
 
 def test_a_wrong_xcore_container_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> None:
-    out = run_cli("import", str(FIXTURES / "xcore.csv"), "--api", "xcore", "--container-id", "not-ours",
-                  *emulator_args(emulator), "--concurrency", "1", "--results", str(tmp_path / "r.csv"))
+    """A container id the sandbox does not have stops the run with exit 2 naming --container-id: at the
+    listing, or (--on-existing create) at the first create, with the other rows not attempted."""
+    args = ["import", str(FIXTURES / "xcore.csv"), "--api", "xcore", "--container-id", "not-ours",
+            *emulator_args(emulator), "--concurrency", "1"]
+    listed = run_cli(*args, "--results", str(tmp_path / "l.csv"))
+    assert listed.returncode == 2, listed.stderr
+    assert "HTTP 404" in listed.stderr and "--container-id" in listed.stderr.strip().splitlines()[-1]
+    out = run_cli(*args, "--results", str(tmp_path / "r.csv"), "--on-existing", "create")
     assert out.returncode == 2, out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert "HTTP 404" in last and "check --container-id" in last
@@ -337,17 +349,25 @@ def test_default_results_path_is_next_to_the_input(emulator: EmulatorServer, tmp
 
 
 def test_dry_run_and_validate_send_nothing_and_write_payloads(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """`import --dry-run` validates (one line per problem), writes the payloads it would send and, having
+    credentials, says per valid offer what the import would do; it writes nothing to the sandbox.
+    Offline `validate` makes no request at all."""
     payloads = tmp_path / "p.jsonl"
     out = run_cli("import", str(FIXTURES / "invalid.csv"), *emulator_args(emulator), "--dry-run",
                   "--payloads-out", str(payloads))
     assert out.returncode == 1
     assert "fixtures/invalid.csv: row 3, End Date: '2021-13-01' is not a date" in out.stdout
-    assert len(out.stdout.strip().splitlines()) == 8
-    lines = [json.loads(x) for x in payloads.read_text().splitlines()]
-    assert [x["offer_key"] for x in lines] == ["A1", "J1"] and lines[0]["payload"]["name"] == "Good offer"
-    assert emulator.stats()["requests"] == {}
+    lines = out.stdout.strip().splitlines()
+    assert len([x for x in lines if not x.endswith(": create")]) == 8
+    assert [x.split(", ", 1)[1] for x in lines if x.endswith(": create")] == ["'Good offer': create",
+                                                                               "'Another good one': create"]
+    parsed = [json.loads(x) for x in payloads.read_text().splitlines()]
+    assert [x["offer_key"] for x in parsed] == ["A1", "J1"] and parsed[0]["payload"]["name"] == "Good offer"
+    assert emulator.stats()["creates_seen"] == 0 and "create" not in emulator.stats()["requests"]
+    before = dict(emulator.stats()["requests"])
     ok = run_cli("validate", str(FIXTURES / "offers.xlsx"))
     assert ok.returncode == 0 and "13 rows: 13 valid in 11 offers, 0 invalid" in ok.stderr
+    assert emulator.stats()["requests"] == before
 
 
 def test_secrets_never_reach_outputs(emulator: EmulatorServer, tmp_path: Path) -> None:

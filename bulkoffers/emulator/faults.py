@@ -86,7 +86,8 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     except ConnectionResetError:  # the client went away mid-request (killed importer): nothing to answer
         state.requests["client_gone"] += 1
         return _drop(request)
-    if create and response.status in (200, 201) and faults.drop_rate and rng.random() < faults.drop_rate:
+    edit = request.method in ("PATCH", "PUT")  # an offer's update (the only edits the API has)
+    if (create or edit) and response.status in (200, 201) and faults.drop_rate and rng.random() < faults.drop_rate:
         state.injected["commit_then_drop"] += 1
         return _drop(request)
     if faulty and faults.slow_rate and rng.random() < faults.slow_rate:

@@ -51,7 +51,7 @@ class Faults:
     retry_after: bool = True  # send Retry-After with the 429 (Platform often does not)
     error_rate: float = 0.0  # random 500/502/503 before processing
     reset_rate: float = 0.0  # connection closed before processing (nothing stored)
-    drop_rate: float = 0.0  # commit-then-drop: a create is stored, then the connection is closed
+    drop_rate: float = 0.0  # commit-then-drop: a create or edit is stored, then the connection is closed
     slow_rate: float = 0.0  # answer only after slow_seconds (beyond a client timeout)
     slow_seconds: float = 30.0
     scope: str = "all"  # "all" API requests, only "create" requests, or only "list" (list, search, lookup)
