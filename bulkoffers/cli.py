@@ -16,7 +16,7 @@ from . import __version__
 from .config import (DEFAULT_SCOPES, DEFAULT_SETTLE, ApiConfig, OnExisting, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
                      RateLimit, ReadOptions, RetryPolicy, Target, load_mapping)
 from .errors import BulkOffersError, ConfigError, FatalApiError, InputError, Interrupted
-from .redact import Redactor
+from .console import CONSOLE, REDACT, plural
 
 # Exit codes, one table for every command.
 EXIT_OK = 0  # every row created (or skipped as already existing)
@@ -29,7 +29,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"Error: {REDACT(message)}", err=True)
+    CONSOLE.error(message)
+    CONSOLE.finish(code)
     sys.exit(code)
 
 
@@ -51,12 +52,15 @@ def run_guarded(fn: Callable[[], int]) -> NoReturn:
         code = fn()
     except BulkOffersError as exc:
         if exc.summary is not None:
-            print_summary_line(exc.summary, dry=False)
+            CONSOLE.summary(exc.summary)
         if isinstance(exc, Interrupted) and exc.summary is not None:
+            CONSOLE.set(error="interrupted")
+            CONSOLE.finish(EXIT_INTERRUPTED)
             sys.exit(EXIT_INTERRUPTED)  # the summary and the progress notes said it
         fail(str(exc), exit_code(exc))
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)
+    CONSOLE.finish(code)
     sys.exit(code)
 
 
@@ -72,6 +76,16 @@ def parse_sheet(sheet: str | None) -> str | int | None:
     if sheet is None:
         return None
     return int(sheet) if sheet.isdigit() else sheet
+
+
+def failures_beside(results: Path) -> Path:
+    """The failures file that goes with a results file: NAME.results.csv → NAME.failures.csv, else
+    NAME.failures.csv beside RESULTS."""
+    name = results.name
+    for suffix in (".results.csv", ".csv"):
+        if name.endswith(suffix):
+            return results.with_name(name.removesuffix(suffix) + ".failures.csv")
+    return results.with_name(name + ".failures.csv")
 
 
 def default_output(input_path: Path, kind: str) -> Path:
@@ -123,32 +137,6 @@ def load_heavy(network: bool = True) -> None:
     finally:
         gc.freeze()
         gc.enable()
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
-
-
-def print_summary_line(summary: Any, dry: bool, sandbox: str | None = None) -> None:
-    counts = summary.counts
-    if dry:
-        plan = ", ".join(f"{counts[k]} {k}" for k in ("create", "update", "unchanged", "skip", "fail") if counts.get(k))
-        against = f"; rows in sandbox {sandbox!r}: {plan or 'nothing to send'}" if sandbox is not None else ""
-        click.echo(f"{plural(summary.rows, 'row')}: {counts.get('valid', 0)} valid in {plural(summary.offers, 'offer')}, "
-                   f"{counts.get('invalid', 0)} invalid{against} ({summary.elapsed:.1f} s)", err=True)
-        return
-    written = summary.created + counts.get("updated", 0)
-    rate = written / summary.elapsed if summary.elapsed else 0.0
-    shown = ("created", "updated", "unchanged", "failed", "invalid", "skipped")
-    parts = {k: f"{counts.get(k, 0)} {k}" for k in shown if counts.get(k) or k not in ("updated", "unchanged")}
-    if counts.get("may_exist"):  # never let "failed" read as "absent" when nobody knows
-        parts["failed"] += f" ({counts['may_exist']} may exist: `bulkoffers verify` or `retry` looks them up)"
-    what = "rows created or updated/s" if counts.get("updated") else "rows created/s"
-    click.echo(f"{plural(summary.rows, 'row')}: {', '.join(parts.values())} in {summary.elapsed:.1f} s "
-               f"({rate:.1f} {what})", err=True)
-    click.echo(f"results: {summary.results}", err=True)
-    if summary.failures:
-        click.echo(f"failures: {summary.failures} (fix and import it again)", err=True)
 
 
 # ---- commands ----------------------------------------------------------------------------------------
@@ -217,6 +205,12 @@ def continue_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "json", is_flag=True,
+                        help="At the end, print one JSON object on stdout (counts, files, exit code, elapsed, rate, "
+                             "settings; see README); per-row lines go to stderr.")(fn)
+
+
 def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Where the offers go: the sandbox and API endpoints, or the built-in emulator."""
     for option in reversed([
@@ -245,6 +239,7 @@ def existing_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command("validate", context_settings=CONTEXT)
 @click.argument("file", type=click.Path(path_type=Path))
+@json_option
 @input_options
 @click.option("--online", is_flag=True, help="Also read the sandbox (credentials or --emulator needed) and say "
                                              "per offer what an import would do: create, update (which fields), "
@@ -259,6 +254,7 @@ def validate_cmd(file: Path, **opts: Any) -> None:
     an import would do to it under --on-existing.
 
     Exit code 0 when every row is valid (and, online, no row would fail), 1 otherwise."""
+    CONSOLE.start("validate", opts["json"])
     run_guarded(lambda: _validate(file, opts, online=opts["online"]))
 
 
@@ -272,7 +268,7 @@ def connect(opts: dict[str, Any], target: Target) -> tuple[Target, Credentials, 
 
     setup_logging(bool(opts.get("verbose")))
     server = EmulatorServer().start()
-    click.echo(f"emulator: {server.url} (in-process; offers vanish when the run ends)", err=True)
+    CONSOLE.note(f"emulator: {server.url} (in-process; offers vanish when the run ends)")
     creds = Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, opts.get("sandbox") or "prod")
     return dataclasses.replace(target, base_url=server.url, ims_url=server.url), creds, server
 
@@ -295,15 +291,15 @@ def _validate(file: Path, opts: dict[str, Any], online: bool) -> int:
             target, creds, server = connect(opts, cfg.target)
             cfg = dataclasses.replace(cfg, target=target, credentials=creds)
             sandbox = snapshot(cfg.api_config)
-        summary = validate(cfg, lambda line: click.echo(line), sandbox)
+        summary = validate(cfg, CONSOLE.line, sandbox)
     finally:
         if server is not None:
             server.stop()
-    for warning in summary.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    print_summary_line(summary, dry=True, sandbox=cfg.credentials.sandbox if online else None)
+    record_settings(cfg, online=online)
+    CONSOLE.summary(summary, dry=True, sandbox=cfg.credentials.sandbox if online else None)
     if opts["payloads_out"]:
-        click.echo(f"payloads: {opts['payloads_out']}", err=True)
+        CONSOLE.note(f"payloads: {opts['payloads_out']}")
+        CONSOLE.set(payloads=str(opts["payloads_out"]))
     ok = summary.counts.get("invalid", 0) == 0 and summary.counts.get("fail", 0) == 0 and summary.rows
     return EXIT_OK if ok else EXIT_ROWS_FAILED
 
@@ -311,7 +307,6 @@ def _validate(file: Path, opts: dict[str, Any], online: bool) -> int:
 
 
 
-REDACT = Redactor()  # every secret this process learns is masked in anything it prints
 
 
 def resolve_credentials(opts: dict[str, Any]) -> Any:
@@ -350,17 +345,34 @@ def send_settings(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def report(summary: Any) -> int:
-    print_summary_line(summary, dry=False)
+    CONSOLE.summary(summary)
     return EXIT_OK if summary.all_done else EXIT_ROWS_FAILED
+
+
+def record_settings(cfg: Any, **more: Any) -> None:
+    """What the run used, for --json (an ImportConfig or an ApiConfig; never credentials)."""
+    settings: dict[str, Any] = {"api": cfg.target.api, "sandbox": cfg.credentials.sandbox,
+                                "base_url": cfg.target.base_url, "rate": cfg.rate.rate, "concurrency": cfg.workers,
+                                "retries": cfg.retry.attempts, "deadline": cfg.retry.deadline,
+                                "timeout": cfg.retry.timeout, "settle": cfg.settle}
+    for name in ("on_existing", "preflight", "input", "default_status"):
+        if hasattr(cfg, name):
+            settings[name] = getattr(cfg, name)
+    CONSOLE.settings(**settings, **more)
 
 
 @main.command("import", context_settings=CONTEXT)
 @click.argument("file", type=click.Path(path_type=Path))
+@json_option
 @input_options
 @click.option("--dry-run", is_flag=True, help="Send nothing: validate, build payloads and, with credentials (or "
                                               "--emulator), read the sandbox and say per offer what the import "
                                               "would do (`validate --online`).")
 @existing_options
+@click.option("--no-preflight", "preflight", flag_value=False, default=True,
+              help="Skip the check of every row against the sandbox's placements (they exist, with the row's "
+                   "channel and component type; names resolved to ids) and the offers guardrail before the "
+                   "first send.")
 @click.option("--verify", is_flag=True, help="After the run (and the settle window), check that every created "
                                               "offer exists once with the run's content (see `bulkoffers verify`).")
 @click.option("--resume", is_flag=True, help="Continue the last run of FILE (or the one --results names) "
@@ -385,6 +397,7 @@ def import_cmd(file: Path, **opts: Any) -> None:
     Exit codes: 0 all created, 1 some rows failed/invalid/not attempted, 2 usage or credentials,
     3 unreadable input, 130 interrupted.
     """
+    CONSOLE.start("import", opts["json"])
     run_guarded(lambda: _import(file, opts))
 
 
@@ -405,16 +418,17 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
     target = Target(api=opts["api"], base_url=opts["base_url"], ims_url=opts["ims_url"],
                     container_id=opts["container_id"])
     results = opts["results_path"] or default_output(file, "results")
-    failures = opts["failures_path"] or default_output(file, "failures")
+    failures = opts["failures_path"] or failures_beside(results)
     cfg = ImportConfig(input=file, results=results, failures=failures, target=target, read=read, mapping=mapping,
                        default_status=opts["default_status"], force=opts["force"], payloads_out=opts["payloads_out"],
-                       on_existing=on_existing(opts), **sending)
+                       on_existing=on_existing(opts), preflight=opts["preflight"], **sending)
     load_heavy()
     from .engine import import_file
     from .progress import TqdmProgress
 
     target, creds, server = connect(opts, target)
     cfg = dataclasses.replace(cfg, target=target, credentials=creds)
+    record_settings(cfg)
     try:
         summary = import_file(cfg, TqdmProgress(quiet=opts["quiet"]))
         code = report(summary)
@@ -437,7 +451,7 @@ def can_connect(opts: dict[str, Any]) -> bool:
     try:
         resolve_credentials(opts).credentials.check()
     except ConfigError as exc:
-        click.echo(f"note: dry run offline, the sandbox is not read ({exc})", err=True)
+        CONSOLE.note(f"note: dry run offline, the sandbox is not read ({exc})")
         return False
     return True
 
@@ -467,8 +481,9 @@ def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_i
                            force=opts.get("force", False), **send_settings(opts),
                            **({"on_existing": "skip"} if opts.get("skip_existing") else {}))
     already = sum(1 for e in state.done.values() if e["outcome"] == "created")
-    click.echo(f"continuing the run of {source}: {already} rows created before, {len(state.in_flight)} in doubt "
-               "(looked up before sending)", err=True)
+    record_settings(cfg)
+    CONSOLE.note(f"continuing the run of {source}: {already} rows created before, {len(state.in_flight)} in doubt "
+                 "(looked up before sending)")
     summary = import_file(cfg, TqdmProgress(quiet=opts["quiet"]), prior=state, redo_failed=redo_failed,
                           renumber=fixed is not None)
     return report(summary)
@@ -476,6 +491,7 @@ def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_i
 
 @main.command("resume", context_settings=CONTEXT)
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
 @click.option("--skip-existing", is_flag=True, help="Skip rows whose name exists in the sandbox, whatever "
                                                     "--on-existing the run had.")
 @continue_options
@@ -487,11 +503,13 @@ def resume_cmd(results: Path, **opts: Any) -> None:
     Rows already created are not sent again; rows whose answer was lost are looked up by name first
     and sent only if absent. Same input, sandbox and API as the run (from its journal); RESULTS and its
     failures file are rewritten. Exit codes as for import."""
+    CONSOLE.start("resume", opts["json"])
     run_guarded(lambda: _continue(results, opts, redo_failed=False))
 
 
 @main.command("retry", context_settings=CONTEXT)
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
 @click.option("--from", "fixed", type=click.Path(dir_okay=False, path_type=Path),
               help="Send the rows of this fixed failures file (matched by its source_row column) instead of "
                    "the run's input.")
@@ -504,11 +522,13 @@ def retry_cmd(results: Path, fixed: Path | None, **opts: Any) -> None:
     By default the rows come from the run's input; with --from, from its failures file after you fixed
     it. Rows that may exist (a lost answer) are looked up first. RESULTS is updated in place; rows that
     were created are left alone. Exit codes as for import."""
+    CONSOLE.start("retry", opts["json"])
     run_guarded(lambda: _continue(results, opts, redo_failed=True, fixed=fixed))
 
 
 @main.command("rollback", context_settings=CONTEXT)
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Rollback results CSV [RESULTS with .rollback.csv].")
@@ -523,6 +543,7 @@ def rollback_cmd(results: Path, yes: bool, out: Path | None, force: bool, **opts
     Asks first unless --yes. Deletes go at --rate like an import; an offer already gone counts as
     rolled back, so an interrupted rollback is simply run again (with --force for its report). Writes one line per created row to its own CSV (outcome deleted, gone or failed).
     Exit code 0 when every offer is gone, 1 otherwise."""
+    CONSOLE.start("rollback", opts["json"])
     run_guarded(lambda: _rollback(results, yes, out, force, opts))
 
 
@@ -535,7 +556,7 @@ def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dic
     created, updated = len({r.id for r in state.created}), len({r.id for r, _, _ in state.updated})
     offers = created + updated
     if not offers:
-        click.echo(f"the run of {h['input']} created and updated no offers: nothing to roll back", err=True)
+        CONSOLE.note(f"the run of {h['input']} created and updated no offers: nothing to roll back")
         return EXIT_OK
     out = out or results.with_name(results.name.removesuffix(".csv") + ".rollback.csv")
     if out.exists() and not force:
@@ -545,16 +566,21 @@ def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dic
         ask(f"Delete {created} offers created by the run of {h['input']}{restore} in sandbox {h['sandbox']!r} "
             f"({h['api']})?", "rollback deletes offers")
     creds = make_credentials(opts, h["sandbox"], h.get("org_id"))
-    summary = rollback(state, api_config_of(state, creds, base_url=opts.get("base_url"),
-                                            ims_url=opts.get("ims_url"), **send_settings(opts)), out)
+    api = api_config_of(state, creds, base_url=opts.get("base_url"), ims_url=opts.get("ims_url"),
+                        **send_settings(opts))
+    record_settings(api)
+    summary = rollback(state, api, out)
     restored = f", {summary.restored} restored" if updated else ""
-    click.echo(f"{summary.offers} offers: {summary.deleted} deleted, {summary.gone} already gone{restored}, "
-               f"{summary.failed} failed; details: {out}", err=True)
+    CONSOLE.note(f"{summary.offers} offers: {summary.deleted} deleted, {summary.gone} already gone{restored}, "
+                 f"{summary.failed} failed; details: {out}")
+    CONSOLE.set(counts={k: getattr(summary, k) for k in ("deleted", "gone", "restored", "failed")},
+                offers=summary.offers, report=str(out))
     return EXIT_OK if summary.failed == 0 else EXIT_ROWS_FAILED
 
 
 @main.command("verify", context_settings=CONTEXT)
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
 @click.option("--fix", is_flag=True, help="Delete the extra copies the run made (same name and content, not the "
                                           "recorded id, created by the run's client since the run began).")
 @click.option("--yes", "-y", is_flag=True, help="With --fix: do not ask for confirmation.")
@@ -573,6 +599,7 @@ def verify_cmd(results: Path, fix: bool, yes: bool, out: Path | None, **opts: An
     extra copies the run itself made (asks first unless --yes) and never any other offer.
 
     Exit code 0 when every created row is present once, 1 otherwise."""
+    CONSOLE.start("verify", opts["json"])
     run_guarded(lambda: _verify(results, fix, yes, out, opts))
 
 
@@ -583,6 +610,7 @@ def _verify(results: Path, fix: bool, yes: bool, out: Path | None, opts: dict[st
     h = state.header
     creds = make_credentials(opts, h["sandbox"], h.get("org_id"))
     api = api_config_of(state, creds, base_url=opts.get("base_url"), ims_url=opts.get("ims_url"), **send_settings(opts))
+    record_settings(api)
     return report_verification(state, api, results, out, fix, yes)
 
 
@@ -597,17 +625,21 @@ def report_verification(state: Any, api: ApiConfig, results: Path, out: Path | N
                 f"{state.header['sandbox']!r}?", "verify --fix deletes offers")
         return True
 
-    report = verify(state, api, out, fix=fix, confirm=confirm, note=lambda m: click.echo(m, err=True))
+    report = verify(state, api, out, fix=fix, confirm=confirm, note=CONSOLE.note)
     for check in report.checks:
         if check.status != "present" or check.action:
             copies = f" (copies: {' '.join(check.copies)})" if check.copies else ""
             action = f"; {check.action}" if check.action else ""
-            click.echo(f"{results}: row {check.row}, {check.name!r}: {check.status}, id {check.id}{copies}: "
-                       f"{check.detail}{action}")
+            CONSOLE.line(f"{results}: row {check.row}, {check.name!r}: {check.status}, id {check.id}{copies}: "
+                         f"{check.detail}{action}")
     counts = report.counts
     parts = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("present", "missing", "duplicated", "changed"))
     fixed = f"; {report.deleted} extra copies deleted" if fix else ""
-    click.echo(f"verified {plural(len(report.checks), 'created row')}: {parts}{fixed}; details: {out}", err=True)
+    CONSOLE.note(f"verified {plural(len(report.checks), 'created row')}: {parts}{fixed}; details: {out}")
+    verified = {k: counts.get(k, 0) for k in ("present", "missing", "duplicated", "changed")}
+    CONSOLE.set(verified=verified, deleted=report.deleted, report=str(out))
+    if CONSOLE.json is not None and CONSOLE.json["command"] == "verify":
+        CONSOLE.set(counts=verified, rows=len(report.checks))
     return EXIT_OK if report.ok else EXIT_ROWS_FAILED
 
 

@@ -24,7 +24,7 @@ from .auth import TokenSource
 from .config import ApiConfig, Credentials, Target
 from .errors import ConfigError, FatalApiError
 from .payloads import offer_name
-from .answers import Answer
+from .answers import Answer, auth_hint, excerpt
 
 DPS_ROOT, XCORE_ROOT = "/data/core/dps", "/data/core/xcore"
 FALLBACK_SCHEMA = "https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.1"
@@ -168,18 +168,19 @@ class OfferLibrary:
             return href
         return self.root + (href if href.startswith("/") else "/" + href)
 
-    async def resolve_container(self) -> str:
-        """xcore only: the decisioning container of the requested sandbox, unless --container-id gave it.
-        The listing may hold several sandboxes' containers: the one named for our sandbox is taken; with
-        none named, only a single decisioning container can be taken safely."""
-        if self.container_id:
-            return self.container_id
-        answer = await self._send("GET", XCORE_ROOT + "/", params=[
+    async def containers(self) -> Answer:
+        """xcore: the decisioning containers the credential can see (`choose_container` picks ours)."""
+        return await self._send("GET", XCORE_ROOT + "/", params=[
             ("product", "acp"), ("property", "_instance.containerType==decisioning")],
             headers={"Accept": "application/vnd.adobe.platform.xcore.home.hal+json"})
+
+    def choose_container(self, answer: Answer) -> str:
+        """xcore: the decisioning container of the requested sandbox in a container listing. The listing
+        may hold several sandboxes' containers: the one named for our sandbox is taken; with none named,
+        only a single decisioning container can be taken safely."""
         if answer.status != 200 or not isinstance(answer.body, dict):
-            raise ConfigError(f"cannot look up the decisioning container (HTTP {answer.status})",
-                              hint="pass --container-id")
+            raise ConfigError(f"cannot look up the sandbox's decisioning container: {excerpt(answer)}",
+                              hint="check --sandbox and --base-url, or pass --container-id")
         items = [i for i in next(iter(answer.body.get("_embedded", {}).values()), []) if isinstance(i, dict)]
         items = [i for i in items if (i.get("_instance") or {}).get("containerType", "decisioning") == "decisioning"]
         sandbox = self.creds.sandbox
@@ -359,10 +360,17 @@ def next_href(body: Any) -> str | None:
 async def open_library(api: ApiConfig, connections: int | None = None) -> AsyncIterator[OfferLibrary]:
     """The prelude every networked command shares: one session, a token first (wrong credentials fail
     before any row is touched) and, for xcore, the sandbox's container."""
+    from .ratelimit import RateLimiter
+    from .sender import Sender
+
     async with OfferLibrary(api.target, api.credentials, api.retry.timeout, connections or api.workers) as lib:
         await lib.tokens.get()
-        if api.target.api == "xcore":
-            await lib.resolve_container()
+        if api.target.api == "xcore" and not lib.container_id:
+            tried = await Sender(lib, RateLimiter(api.rate), api.retry).attempt(lib.containers, stoppable=False)
+            if tried.outcome == "fatal" and tried.answer is not None:
+                raise FatalApiError(f"the API refused the credentials: {tried.reason}", status=tried.answer.status,
+                                    hint=auth_hint(tried.answer))
+            lib.choose_container(tried.answer or Answer(None))
         yield lib
 
 

@@ -197,6 +197,7 @@ class ImportConfig:
     force: bool = False
     payloads_out: Path | None = None
     on_existing: OnExisting = "skip"  # what a row does whose offer name exists in the sandbox (sandbox.decide)
+    preflight: bool = True  # check rows against the sandbox's placements and guardrail before the first send
     settle: float = DEFAULT_SETTLE  # seconds after a lost answer before not finding the offer proves it absent
 
     @property

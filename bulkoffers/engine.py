@@ -21,17 +21,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 
 from .config import ImportConfig
-from .errors import BulkOffersError, ConfigError, InputError, Interrupted, LookupFailed
-from .grouping import prepare
+from .errors import BulkOffersError, ConfigError, InputError, Interrupted, RowError
 from .offers import Prepared
 from .payloads import content_digest, owned
 from .ratelimit import RateLimiter
 from .redact import Redactor
 from .results import NOT_ATTEMPTED, ResultsWriter, RowResult, Summary, check_writable
-from .sandbox import decide, read_offers
+from .sandbox import Catalog, OfferBudget, decide, read_snapshot
 from .runrecord import TICK_SECONDS, Journal, JournalState, check_input, journal_path, run_header
 from .sender import Job, Result, Sender
-from .source import Loaded, load, row_results, with_payloads
+from .source import Loaded, load, prepared_offers, row_results
 
 if TYPE_CHECKING:  # aiohttp loads with the client when a run starts: validate and dry runs never need it
     from .client import Found
@@ -65,6 +64,8 @@ class Importer:
         self.prior, self.redo_failed, self.renumber = prior, redo_failed, renumber
         self.journal: Journal | None = None
         self.offers: dict[str, list[Found]] | None = None  # the sandbox's offers by name, read before sending
+        self.catalog: Catalog | None = None  # the sandbox's placements (preflight)
+        self.budget: OfferBudget | None = None  # offers the sandbox can still take (guardrail)
         self.progress = progress or NoProgress()
         self.limiter = RateLimiter(cfg.rate)
         self.stop: anyio.Event  # created in run(): anyio objects need the event loop
@@ -149,8 +150,7 @@ class Importer:
         async with open_library(cfg.api_config) as lib:  # fails fast on credentials and container
             self.sender = Sender(lib, self.limiter, cfg.retry, stopping=self.stop.is_set, rng=self._rng,
                                  settle=cfg.settle)
-            if cfg.on_existing != "create":
-                await self._read_offers()
+            await self._read_sandbox()
             if self.prior is None:
                 journal_path(cfg.results).unlink(missing_ok=True)  # --force: a new run, a new journal
             self.journal = Journal(journal_path(cfg.results), redact)
@@ -249,7 +249,7 @@ class Importer:
         # running beside the event loop fights it for the GIL, and the requests stall in bursts (with
         # payloads built ahead the sending phase ran 1.00x the bare loop, with a reader thread 0.84x).
         # Pass 1 (load) already read an Excel sheet into memory; CSV chunks are small here.
-        items = with_payloads(prepare(ld.rows(LOOP_CHUNK_ROWS), ld.cmap, ld.plan, ld.ctx), self.cfg.target.api)
+        items = prepared_offers(ld, self.cfg.target.api, self.catalog, LOOP_CHUNK_ROWS)
         while not self.stop.is_set():
             batch: list[Prepared] = []
             try:
@@ -279,6 +279,16 @@ class Importer:
                 # Write-ahead for the whole slice: any of them may be on the wire before the next flush.
                 self.journal.sending(sending, attempt=1)
             await feed.put(ready)
+
+    def _budgeted(self, job: Job) -> Job | None:
+        """A create, if the sandbox can take one more offer (the guardrail, with what it holds)."""
+        assert self.loaded is not None
+        if self.budget is not None and (full := self.budget.take()):
+            cmap = self.loaded.cmap
+            job.prepared.problems.append(RowError(job.rows[0], cmap.column("name"), full))
+            self.record(row_results(job.prepared, cmap, "invalid"))
+            return None
+        return job
 
     async def _worker(self, feed: Feed, tg: anyio.abc.TaskGroup) -> None:
         while (job := await feed.get()) is not None:
@@ -332,29 +342,37 @@ class Importer:
         self.record(row_results(job.prepared, self.loaded.cmap, result.outcome, **fields), in_doubt=result.in_doubt,
                     sent=job.sent_wall if result.in_doubt else None, digest=result.digest)
 
-    async def _read_offers(self) -> None:
-        """Every fallback offer of the sandbox by name, page by page, for --on-existing."""
+    async def _read_sandbox(self) -> None:
+        """Before the first send: every fallback offer of the sandbox (for --on-existing and the guardrail)
+        and every placement (the preflight), page by page."""
         cfg = self.cfg
-        try:
-            self.offers = await read_offers(self.sender)
-        except LookupFailed as exc:
-            where = "--container-id" if cfg.target.api == "xcore" else "--base-url"
-            raise ConfigError(f"cannot list the sandbox's offers (needed for --on-existing {cfg.on_existing}): {exc}",
-                              hint=f"check {where} and --sandbox, or pass --on-existing create") from exc
-        self.progress.note(f"{len(self.offers)} offer names already in sandbox {cfg.credentials.sandbox!r}; rows "
-                           f"whose offer name exists: --on-existing {cfg.on_existing}")
+        want_offers = cfg.on_existing != "create" or cfg.preflight
+        if not want_offers:
+            return
+        snapshot = await read_snapshot(self.sender, offers=True, placements=cfg.preflight)
+        assert snapshot.offers is not None
+        self.offers = snapshot.offers if cfg.on_existing != "create" else None
+        if cfg.preflight:
+            assert snapshot.placements is not None
+            self.catalog = Catalog(snapshot.placements, cfg.credentials.sandbox)
+            self.budget = OfferBudget(snapshot.offer_count)
+        if self.offers is not None:
+            self.progress.note(f"{len(self.offers)} offer names already in sandbox {cfg.credentials.sandbox!r}; "
+                               f"rows whose offer name exists: --on-existing {cfg.on_existing}")
 
     def _decide(self, prepared: Prepared) -> Job | None:
         """What --on-existing makes of a valid offer: a job (create or update), or its rows recorded now."""
         assert self.loaded is not None and prepared.offer is not None and prepared.body is not None
         job = self._job(prepared)
-        if self.offers is None or job.check:  # job.check: the earlier run may have created it: look it up
+        if job.check:  # the earlier run may have created it: look it up
             return job
+        if self.offers is None:
+            return self._budgeted(job)
         updated_before = self.prior is not None and any(r in self.prior.updates for r in job.rows)
         d = decide(prepared.body, prepared.offer.name, self.offers.get(prepared.offer.name, []),
                    self.cfg.on_existing, self.cfg.target.api, updated_before)
         if d.action == "create":
-            return job
+            return self._budgeted(job)
         if d.action == "update":
             assert d.existing is not None
             job.existing = d.existing

@@ -18,16 +18,14 @@ from .columns import FIELDS, OFFER_FIELDS, REP_FIELDS, ColumnMap, normalize
 from .config import Api
 from .errors import RowError
 from .reader import SourceRow
+from .xdm import channel_uri, is_language_tag, is_uri
 
-CHANNELS = {c: f"https://ns.adobe.com/xdm/channel-types/{c}"
-            for c in ("web", "email", "mobile", "push", "sms", "inapp", "code", "messaging", "offline", "other")}
 COMPONENT_ALIASES = {"imagelink": "imagelink", "image": "imagelink", "img": "imagelink", "html": "html",
                      "text": "text", "componenttext": "text", "plaintext": "text", "json": "json"}
 DEFAULT_FORMATS = {"html": "text/html", "text": "text/plain", "json": "application/json"}
 MAX_CONTENT_BYTES = 1024  # Adobe guardrail: representation content of one offer, all placements together
 MAX_OFFERS = 10_000  # Adobe guardrail: offers per sandbox
 MAX_PLACEMENTS = 1_000  # Adobe guardrail: placements per sandbox
-_LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _MIME = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 _QUERY = re.compile(r"[?#]")
 _LIST = re.compile(r"[,;]")
@@ -96,6 +94,7 @@ class OfferFields(BaseModel):
     """The offer-level columns of the first row of an offer."""
 
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+    api: Literal["dps", "xcore"] = "dps"
     name: str
     description: str | None = None
     status: Literal["draft", "approved", "archived"]
@@ -160,6 +159,11 @@ class OfferFields(BaseModel):
     def _dates(self) -> OfferFields:
         if self.start_date and self.end_date and self.end_date <= self.start_date:
             raise ValueError("end_date: must be after start_date")
+        if self.api == "xcore":  # xcore tags are the @ids of tags (xdm:tags items are URIs)
+            bad = [t for t in self.tags if not is_uri(t)]
+            if bad:
+                raise ValueError(f"tags: {', '.join(map(repr, bad))} is not a URI (xcore tags are tag ids like "
+                                 "xcore:tag:124e8e3fb8e4b7e4)")
         return self
 
 
@@ -181,18 +185,14 @@ class RepFields(BaseModel):
     @classmethod
     def _channel(cls, v: str) -> str:
         if not v:
-            raise ValueError(f"is empty (use one of {', '.join(CHANNELS)} or a channel URI)")
-        if v.lower() in CHANNELS:
-            return CHANNELS[v.lower()]
-        if v.startswith("https://ns.adobe.com/xdm/channel-types/"):
-            return v
-        raise ValueError(f"{v!r} is not a channel (use one of {', '.join(CHANNELS)} or a channel URI)")
+            raise ValueError("is empty (use web, email, mobile, ... or a channel URI)")
+        return channel_uri(v)
 
     @field_validator("placement", mode="before")
     @classmethod
     def _placement(cls, v: str) -> str:
         if not v:
-            raise ValueError("is empty; give the placement id the offer is shown in")
+            raise ValueError("is empty; give the placement (its id, or its name) the offer is shown in")
         return v
 
     @field_validator("component_type", mode="before")
@@ -221,17 +221,19 @@ class RepFields(BaseModel):
     @classmethod
     def _language(cls, v: str) -> tuple[str, ...]:
         langs = _split(v) if v else ("en",)
-        bad = [x for x in langs if not _LANG.match(x)]
+        bad = [x for x in langs if not is_language_tag(x)]
         if bad:
-            raise ValueError(f"{', '.join(bad)!r} is not a language code (use e.g. en or en-US, comma separated)")
+            raise ValueError(f"{', '.join(map(repr, bad))} is not a BCP 47 language tag (use e.g. en, en-US, pt-BR, "
+                             "comma separated)")
         return langs
 
     @model_validator(mode="after")
     def _component(self) -> RepFields:
         kind = self.component_type
-        if self.api == "xcore" and not self.placement.startswith("xcore:offer-placement:"):
-            raise ValueError(f"placement: {self.placement!r} is not an xcore placement id "
-                             "(xcore:offer-placement:...)")
+        if self.api == "xcore" and ":" in self.placement and not is_uri(self.placement):
+            # an id (a URI); a value without a colon is taken as a placement name, resolved by the preflight
+            raise ValueError(f"placement: {self.placement!r} is not a URI (xcore placement ids look like "
+                             "xcore:offer-placement:124e0be5699743d3; no spaces)")
         if kind == "imagelink":
             if not self.delivery_url:
                 raise ValueError("delivery_url: is empty; an imagelink component needs the image URL")
@@ -270,6 +272,7 @@ class Component:
     delivery_url: str | None = None
     link_url: str | None = None
     content: str | None = None
+    row: int = 0  # the row it came from
 
     @property
     def content_bytes(self) -> int:
@@ -279,8 +282,9 @@ class Component:
 @dataclass(frozen=True)
 class Representation:
     channel: str
-    placement: str
+    placement: str  # an id (or, until the preflight resolves it, a placement name)
     components: tuple[Component, ...]
+    row: int = 0  # the first row it came from: problems found later name it
 
 
 @dataclass(frozen=True)
@@ -336,7 +340,7 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
     prepared = Prepared(key, rows)
     first = rows[0]
     first_values = cmap.values(first, OFFER_FIELDS)
-    values = dict(first_values)
+    values: dict[str, str] = {**first_values, "api": ctx.api}
     values["status"] = values["status"] or ctx.default_status
     offer_fields: OfferFields | None = None
     try:
@@ -344,6 +348,7 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
     except ValidationError as exc:
         prepared.problems += _problems(exc, first.number, cmap)
     reps: dict[tuple[str, str], list[Component]] = {}
+    rep_rows: dict[tuple[str, str], int] = {}
     for row in rows:
         if row is not first:
             for f, value in cmap.values(row, OFFER_FIELDS).items():
@@ -357,11 +362,12 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
         except ValidationError as exc:
             prepared.problems += _problems(exc, row.number, cmap)
             continue
+        rep_rows.setdefault((rep.channel, rep.placement), row.number)
         reps.setdefault((rep.channel, rep.placement), []).append(Component(
-            rep.component_type, rep.format, rep.language, rep.delivery_url, rep.link_url, rep.content))
+            rep.component_type, rep.format, rep.language, rep.delivery_url, rep.link_url, rep.content, row.number))
     if prepared.problems or offer_fields is None:
         return prepared
-    representations = tuple(Representation(ch, pl, tuple(comps)) for (ch, pl), comps in reps.items())
+    representations = tuple(Representation(ch, pl, tuple(comps), rep_rows[(ch, pl)]) for (ch, pl), comps in reps.items())
     size = sum(c.content_bytes for r in representations for c in r.components)
     if size > MAX_CONTENT_BYTES:
         prepared.problems.append(RowError(first.number, cmap.column("content"),

@@ -191,7 +191,7 @@ def run_header(cfg: ImportConfig, container_id: str | None, mode: str, input_sha
         "api": cfg.target.api, "base_url": cfg.target.base_url, "ims_url": cfg.target.ims_url,
         "container_id": container_id, "sandbox": cfg.credentials.sandbox, "org_id": cfg.credentials.org_id,
         "sheet": cfg.read.sheet, "delimiter": cfg.read.delimiter, "default_status": cfg.default_status,
-        "on_existing": cfg.on_existing,
+        "on_existing": cfg.on_existing, "preflight": cfg.preflight,
         "mapping": {"columns": list(map(list, cfg.mapping.columns)), "defaults": list(map(list, cfg.mapping.defaults))},
     }
     if headers is not None:
@@ -241,7 +241,8 @@ def continued_config(state: JournalState, credentials: Credentials, *, fixed: Pa
         credentials=dataclasses.replace(credentials, sandbox=h["sandbox"]),
         read=ReadOptions() if fixed is not None else ReadOptions(sheet=h.get("sheet"), delimiter=h.get("delimiter")),
         mapping=MappingSpec(tuple(map(tuple, h["mapping"]["columns"])), tuple(map(tuple, h["mapping"]["defaults"]))),
-        default_status=h["default_status"], **{"on_existing": h.get("on_existing", "create"), **overrides})
+        default_status=h["default_status"],
+        **{"on_existing": h.get("on_existing", "create"), "preflight": h.get("preflight", False), **overrides})
 
 
 def latest_results(input_path: Path) -> Path:

@@ -1,7 +1,11 @@
 """What the sandbox already holds, read once before sending, and what that means for each offer.
 
-`read_offers` lists every fallback offer (every page, through the attempt loop); `decide` is the pure
-rule of `--on-existing` for one offer whose name may be taken:
+`read_snapshot` lists every fallback offer and every placement (every page, through the attempt
+loop). `preflight` checks an offer against the placements: each representation names a placement that
+exists (a name is taken for its id when unambiguous), with that placement's channel and component
+type, one placement per representation; `OfferBudget` keeps the sandbox under Adobe's 10,000-offer
+guardrail together with the offers already there. `decide` is the pure rule of `--on-existing` for one
+offer whose name may be taken:
 
     create     send it anyway (a second offer with that name)
     skip       leave the existing offer alone; the row says whether its content differs  [default]
@@ -12,17 +16,23 @@ rule of `--on-existing` for one offer whose name may be taken:
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from .columns import ColumnMap
 from .config import Api, ApiConfig, OnExisting
+from .errors import RowError
+from .offers import MAX_OFFERS, Prepared, Representation
 from .payloads import changed_fields, patch_ops
+from .xdm import short_channel
 
 if TYPE_CHECKING:
-    from .client import Found
+    from .client import Found, PlacementInfo
     from .sender import Sender
 
 Action = Literal["create", "update", "updated", "unchanged", "skip", "fail"]
@@ -47,19 +57,136 @@ class Snapshot:
     """What the sandbox holds, as read before sending (None: not read)."""
 
     offers: dict[str, list[Found]] | None = None  # every fallback offer, by name
+    placements: list[PlacementInfo] | None = None
+
+    @property
+    def offer_count(self) -> int:
+        return sum(len(v) for v in (self.offers or {}).values())
 
 
-def snapshot(api: ApiConfig) -> Snapshot:
-    """Reads the sandbox once (a dry run's view of it): every fallback offer, every page."""
+def snapshot(api: ApiConfig, placements: bool = True) -> Snapshot:
+    """Reads the sandbox once (a dry run's view of it): every fallback offer and placement."""
     from .client import open_library
     from .ratelimit import RateLimiter
     from .sender import Sender
 
     async def read() -> Snapshot:
         async with open_library(api) as lib:
-            return Snapshot(await read_offers(Sender(lib, RateLimiter(api.rate), api.retry)))
+            return await read_snapshot(Sender(lib, RateLimiter(api.rate), api.retry), True, placements)
 
     return anyio.run(read)
+
+
+async def read_snapshot(sender: Sender, offers: bool, placements: bool) -> Snapshot:
+    """The sandbox's offers and placements, each only when asked for. A listing that cannot be read
+    stops with one line naming what to check (ConfigError)."""
+    from .errors import ConfigError, LookupFailed
+
+    where = "--container-id" if sender.api == "xcore" else "--base-url"
+    found = Snapshot()
+    if offers:
+        try:
+            found.offers = await read_offers(sender)
+        except LookupFailed as exc:
+            raise ConfigError(f"cannot list the sandbox's offers: {exc}",
+                              hint=f"check {where} and --sandbox, or pass --on-existing create "
+                                   "(with --no-preflight: nothing is read)") from exc
+    if placements:
+        try:
+            found.placements = [p async for page in sender.pages(lambda: sender.lib.placements_page(),
+                                                                 parse=sender.lib.parse_placements) for p in page]
+        except LookupFailed as exc:
+            raise ConfigError(f"cannot read the sandbox's placements: {exc}",
+                              hint=f"check {where}, --sandbox and that the credential may read placements, or "
+                                   "pass --no-preflight") from exc
+    return found
+
+
+class Catalog:
+    """The sandbox's placements, by id and by name."""
+
+    def __init__(self, placements: list[PlacementInfo], sandbox: str) -> None:
+        self.sandbox = sandbox
+        self.all = placements
+        self.by_id = {p.id: p for p in placements}
+        self.by_name: dict[str, list[PlacementInfo]] = defaultdict(list)
+        for p in placements:
+            self.by_name[p.name].append(p)
+
+    def suggest(self, ref: str, channel: str, kind: str | None = None) -> str:
+        """The placements for a channel (and component type), closest name first, as a fix."""
+        fits = [p for p in self.all if p.channel == channel and (kind is None or p.component_type == kind)]
+        if not fits:
+            what = f" that take {kind}" if kind else ""
+            return f"sandbox {self.sandbox!r} has no placement for {short_channel(channel)}{what}"
+        def likeness(p: PlacementInfo) -> float:  # the row may hold a name or an id: closest of either first
+            return max(difflib.SequenceMatcher(None, ref.lower(), x.lower()).ratio() for x in (p.name, p.id))
+
+        chosen = sorted(fits, key=likeness, reverse=True)[:5]
+        listed = ", ".join(f"{p.name} ({p.id})" for p in chosen) + (", ..." if len(fits) > 5 else "")
+        what = f" taking {kind}" if kind else ""
+        return f"placements for {short_channel(channel)}{what}: {listed}"
+
+
+def preflight(prepared: Prepared, catalog: Catalog, cmap: ColumnMap) -> None:
+    """Checks a valid offer's representations against the sandbox's placements and resolves placement
+    names to ids. Problems go to `prepared.problems` (its offer is then None); otherwise its offer names
+    placements by id."""
+    offer = prepared.offer
+    if offer is None:
+        return
+    reps: list[Representation] = []
+    used: dict[str, int] = {}
+    for rep in offer.representations:
+        placement = catalog.by_id.get(rep.placement)
+        named = catalog.by_name.get(rep.placement, [])
+        if placement is None and len(named) == 1:
+            placement = named[0]  # a name where the id belongs, and only one placement has it
+        if placement is None:
+            why = (f"{len(named)} placements are named {rep.placement!r} ({', '.join(p.id for p in named)}): "
+                   "give the id") if named else f"{rep.placement!r} is not a placement of sandbox {catalog.sandbox!r}"
+            prepared.problems.append(RowError(rep.row, cmap.column("placement"),
+                                              f"{why}; {catalog.suggest(rep.placement, rep.channel)}"))
+            continue
+        if placement.id in used:
+            prepared.problems.append(RowError(rep.row, cmap.column("placement"), (
+                f"placement {placement.name!r} is used by row {used[placement.id]} of this offer too, with another "
+                "channel; each representation needs its own placement")))
+            continue
+        used[placement.id] = rep.row
+        if placement.channel != rep.channel:
+            prepared.problems.append(RowError(rep.row, cmap.column("channel"), (
+                f"{short_channel(rep.channel)!r} is not the channel of placement {placement.name!r} "
+                f"({short_channel(placement.channel)}); use {short_channel(placement.channel)}, or "
+                f"{catalog.suggest(placement.name, rep.channel)}")))
+            continue
+        wrong = [c for c in rep.components if c.type != placement.component_type]
+        for c in wrong:
+            prepared.problems.append(RowError(c.row or rep.row, cmap.column("component_type"), (
+                f"{c.type!r} does not fit placement {placement.name!r}, which takes {placement.component_type} "
+                f"components; {catalog.suggest(placement.name, rep.channel, c.type)}")))
+        if not wrong:
+            reps.append(dataclasses.replace(rep, placement=placement.id))
+    if prepared.problems:
+        prepared.offer = None
+    else:
+        prepared.offer = dataclasses.replace(offer, representations=tuple(reps))
+
+
+class OfferBudget:
+    """Adobe's guardrail on offers per sandbox, counted with the offers already there: each offer about to
+    be created takes one; past the limit, `take` says why not."""
+
+    def __init__(self, existing: int, limit: int = MAX_OFFERS) -> None:
+        self.existing, self.limit, self.taken = existing, limit, 0
+
+    def take(self) -> str | None:
+        if self.existing + self.taken >= self.limit:
+            return (f"sandbox holds {self.existing:,} offers; creating this one (the file's offer #{self.taken + 1:,} "
+                    f"to create) would pass Adobe's guardrail of {self.limit:,} offers per sandbox: delete offers, "
+                    "or import the rest into another sandbox")
+        self.taken += 1
+        return None
 
 
 async def read_offers(sender: Sender) -> dict[str, list[Found]]:

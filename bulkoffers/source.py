@@ -21,7 +21,7 @@ from .offers import MAX_PLACEMENTS, Context, Prepared
 from .payloads import payload
 from .reader import SourceRow, Table
 from .results import SOURCE_ROW, PayloadWriter, RowResult, Summary
-from .sandbox import Snapshot, decide
+from .sandbox import Catalog, OfferBudget, Snapshot, decide, preflight
 
 
 @dataclass
@@ -63,7 +63,7 @@ def load(cfg: ImportConfig, renumber: bool = False) -> Loaded:
                         "(map them with --mapping if they hold offer data)")
     the_plan = plan(rows_of(table, renumber), cmap)
     if cfg.target.api == "xcore":
-        for f in ("start_date", "end_date", "priority"):
+        for f in ("description", "start_date", "end_date", "priority"):
             if f in the_plan.filled:
                 warnings.append(f"{cfg.input}: column {cmap.column(f)!r} is not part of the xcore fallback-offer "
                                 "schema and is not sent (use --api dps to send it)")
@@ -97,32 +97,56 @@ def validate(cfg: ImportConfig, on_line: Callable[[str], None], sandbox: Snapsho
     counts = {"valid": 0, "invalid": 0}
     writer = PayloadWriter(cfg.payloads_out) if cfg.payloads_out else None
     api = cfg.target.api
+    catalog = Catalog(sandbox.placements, cfg.credentials.sandbox) if sandbox and sandbox.placements is not None \
+        else None
+    budget = OfferBudget(sandbox.offer_count) if sandbox and sandbox.offers is not None else None
     try:
-        for prepared in prepare(loaded.table.rows(), loaded.cmap, loaded.plan, loaded.ctx):
+        for prepared in prepared_offers(loaded, api, catalog):
             rows = [r.number for r in prepared.rows]
             if prepared.offer is None:
                 counts["invalid"] += len(rows)
                 for p in prepared.problems:
                     on_line(f"{cfg.input}: {p}")
                 continue
-            counts["valid"] += len(rows)
-            summary.offers += 1
-            body = payload(prepared.offer, api)
-            if writer:
-                writer.write(rows, prepared.key, body)
+            body = prepared.body
+            assert body is not None
             if sandbox is not None and sandbox.offers is not None:
                 d = decide(body, prepared.offer.name, sandbox.offers.get(prepared.offer.name, []), cfg.on_existing, api)
+                if d.action == "create" and budget is not None and (full := budget.take()):
+                    counts["invalid"] += len(rows)
+                    on_line(f"{cfg.input}: row {rows[0]}, {loaded.cmap.column('name')}: {full}")
+                    continue
                 counts[d.action] = counts.get(d.action, 0) + len(rows)
                 what = {"update": f"update ({d.changes})", "create": "create", "unchanged": "unchanged"}.get(
                     d.action, f"{d.action}: {d.note}")
                 where = f"row {rows[0]}" if len(rows) == 1 else f"rows {', '.join(map(str, rows))}"
                 on_line(f"{cfg.input}: {where}, {prepared.offer.name!r}: {what}")
+            counts["valid"] += len(rows)
+            summary.offers += 1
+            if writer:
+                writer.write(rows, prepared.key, body)
     finally:
         if writer:
             writer.close()
     summary.counts = counts
     summary.elapsed = time.monotonic() - start
     return summary
+
+
+def prepared_offers(loaded: Loaded, api: Api, catalog: Catalog | None = None,
+                    chunk_rows: int | None = None) -> Iterator[Prepared]:
+    """Pass 2: every offer of the file, validated, checked against the sandbox's placements when they
+    were read (preflight: names become ids), with its payload built."""
+    items = prepare(loaded.rows(chunk_rows), loaded.cmap, loaded.plan, loaded.ctx)
+    if catalog is not None:
+        items = _checked(items, catalog, loaded.cmap)
+    return with_payloads(items, api)
+
+
+def _checked(items: Iterator[Prepared], catalog: Catalog, cmap: ColumnMap) -> Iterator[Prepared]:
+    for prepared in items:
+        preflight(prepared, catalog, cmap)
+        yield prepared
 
 
 def with_payloads(items: Iterator[Prepared], api: Api) -> Iterator[Prepared]:

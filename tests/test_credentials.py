@@ -137,7 +137,7 @@ def test_token_expiring_mid_run_is_refreshed(tmp_path: Path) -> None:
 
 def test_a_refused_static_token_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> None:
     """A refused static token (it cannot be refreshed) stops the run with exit 2 and the fix: at the
-    listing of the sandbox, before any row is touched; and with --on-existing create (no listing) at
+    listing of the sandbox, before any row is touched; and with --on-existing create --no-preflight (nothing read) at
     the first create, the other rows recorded as not attempted."""
     source = write_offers(tmp_path / "o.csv", 20)
     args = ["--base-url", emulator.url, "--ims-url", emulator.url, "--access-token", "expired-token-123",
@@ -145,7 +145,7 @@ def test_a_refused_static_token_stops_the_run_at_once(emulator: EmulatorServer, 
     listed = run_cli("import", str(source), "--results", str(tmp_path / "l.csv"), *args)
     assert listed.returncode == 2 and "access token is refused" in listed.stderr
     assert "create" not in emulator.stats()["requests"] and not (tmp_path / "l.csv").exists()
-    out = run_cli("import", str(source), "--results", str(tmp_path / "r.csv"), *args, "--on-existing", "create")
+    out = run_cli("import", str(source), "--results", str(tmp_path / "r.csv"), *args, "--on-existing", "create", "--no-preflight")
     assert out.returncode == 2 and "access token is refused" in out.stderr
     assert emulator.stats()["requests"]["create"] == 1
     rows = read_csv(tmp_path / "r.csv")

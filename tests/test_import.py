@@ -237,7 +237,7 @@ def test_second_ctrl_c_aborts_requests_in_flight_and_says_so(tmp_path: Path) -> 
 
 def test_403_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> None:
     """A 403 (wrong org) stops the run at once with exit 2 and the header to fix: at the listing before
-    any row; with --on-existing create (no listing) at the first creates, not one request per row."""
+    any row; with --on-existing create --no-preflight (nothing read) at the first creates, not one request per row."""
     source = write_offers(tmp_path / "o.csv", 30)
     args = emulator_args(emulator)
     args[args.index("--org-id") + 1] = "SOMEONE-ELSE@AdobeOrg"
@@ -246,7 +246,7 @@ def test_403_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> 
     assert "x-gw-ims-org-id: --org-id must be the organization" in listed.stderr.strip().splitlines()[-1]
     assert "create" not in emulator.stats()["requests"]
     out = run_cli("import", str(source), *args, "--rate", "50", "--concurrency", "2",
-                  "--results", str(tmp_path / "r.csv"), "--on-existing", "create")
+                  "--results", str(tmp_path / "r.csv"), "--on-existing", "create", "--no-preflight")
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: the API refused the credentials: HTTP 403")
@@ -258,13 +258,13 @@ def test_403_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> 
 
 def test_a_wrong_xcore_container_stops_the_run_at_once(emulator: EmulatorServer, tmp_path: Path) -> None:
     """A container id the sandbox does not have stops the run with exit 2 naming --container-id: at the
-    listing, or (--on-existing create) at the first create, with the other rows not attempted."""
+    listing, or (--on-existing create --no-preflight) at the first create, with the other rows not attempted."""
     args = ["import", str(FIXTURES / "xcore.csv"), "--api", "xcore", "--container-id", "not-ours",
             *emulator_args(emulator), "--concurrency", "1"]
     listed = run_cli(*args, "--results", str(tmp_path / "l.csv"))
     assert listed.returncode == 2, listed.stderr
     assert "HTTP 404" in listed.stderr and "--container-id" in listed.stderr.strip().splitlines()[-1]
-    out = run_cli(*args, "--results", str(tmp_path / "r.csv"), "--on-existing", "create")
+    out = run_cli(*args, "--results", str(tmp_path / "r.csv"), "--on-existing", "create", "--no-preflight")
     assert out.returncode == 2, out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert "HTTP 404" in last and "check --container-id" in last

@@ -146,7 +146,7 @@ def test_conflicting_offer_level_values_in_a_group() -> None:
     ({"priority": "-1"}, "row 2, priority: '-1' is not a whole number of 0 or more"),
     ({"priority": "1.5"}, "row 2, priority: '1.5' is not a whole number of 0 or more"),
     ({"channel": "tv"}, "row 2, channel: 'tv' is not a channel"),
-    ({"placement": ""}, "row 2, placement: is empty; give the placement id the offer is shown in"),
+    ({"placement": ""}, "row 2, placement: is empty; give the placement (its id, or its name) the offer is shown in"),
     ({"Component Type": "video"}, "row 2, Component Type: 'video' is not a component type (use imagelink, html, text or json)"),
     ({"delivery url": ""}, "row 2, delivery url: is empty; an imagelink component needs the image URL"),
     ({"delivery url": "ftp://x/a.png"}, "row 2, delivery url: 'ftp://x/a.png' is not an http(s) URL"),
@@ -154,16 +154,54 @@ def test_conflicting_offer_level_values_in_a_group() -> None:
     ({"format": "png"}, "row 2, format: 'png' is not a MIME type like image/png"),
     ({"Component Type": "html", "delivery url": ""}, "row 2, content: is empty; a html component needs content"),
     ({"Component Type": "json", "delivery url": "", "content": "{oops"}, "row 2, content: is not valid JSON"),
-    ({"language": "english!"}, "row 2, language: 'english!' is not a language code"),
+    ({"language": "english!"}, "row 2, language: 'english!' is not a BCP 47 language tag"),
+    ({"language": "en,en-a"}, "row 2, language: 'en-a' is not a BCP 47 language tag"),
+    ({"language": "de-1"}, "row 2, language: 'de-1' is not a BCP 47 language tag"),
+    ({"channel": "code"}, "row 2, channel: 'code' is not an XDM channel (code-based experiences go to web pages or apps"),
+    ({"channel": "https://ns.adobe.com/xdm/channel-types/my web"}, "row 2, channel: "
+                                                                    "'https://ns.adobe.com/xdm/channel-types/my web' is not a URI"),
 ])
 def test_row_problems_name_row_column_and_fix(cells: dict[str, str], expected: str) -> None:
     got = problems([row(2, NAME="n", **cells) if "NAME" not in cells else row(2, **cells)])
     assert len(got) == 1 and got[0].startswith(expected), got
 
 
-def test_xcore_needs_xcore_placement_ids() -> None:
-    assert problems([row(2, NAME="n")], api="xcore") == [
-        "row 2, placement: 'offerPlacement1234' is not an xcore placement id (xcore:offer-placement:...)"]
+def test_xcore_values_follow_the_xdm_schema() -> None:
+    """What Adobe's XDM schema refuses is refused at validation time for xcore: tags that are not URIs,
+    placement ids with spaces; a value without a colon is a placement name, left to the preflight."""
+    assert problems([row(2, NAME="n", placement="xcore:offer placement:1")], api="xcore") == [
+        "row 2, placement: 'xcore:offer placement:1' is not a URI (xcore placement ids look like "
+        "xcore:offer-placement:124e0be5699743d3; no spaces)"]
+    assert problems([row(2, NAME="n", placement="xcore:offer-placement:1", tags="summer, xcore:tag:1")],
+                    api="xcore") == ["row 2, tags: 'summer' is not a URI (xcore tags are tag ids like "
+                                     "xcore:tag:124e8e3fb8e4b7e4)"]
+    assert problems([row(2, NAME="n", placement="Web banner")], api="xcore") == []
+    assert problems([row(2, NAME="n", tags="summer")], api="dps") == []  # DPS tags are collection qualifier ids
+
+
+@pytest.mark.parametrize("tag,ok", [
+    ("en", True), ("en-US", True), ("pt-BR", True), ("zh-Hant-TW", True), ("x-klingon", True), ("i-klingon", True),
+    ("sgn-BE-FR", True), ("de-CH-1901", True), ("en-US-x-twain", True), ("zh-min-nan", True), ("qaa", True),
+    ("en-a-bbb", True), ("en-a", False), ("de-1", False), ("123", False), ("e", False), ("english!", False),
+    ("toolongtaglanguage", False), ("en--US", False), ("en-", False),
+])
+def test_language_tags_follow_bcp47_like_the_schema_and_the_emulator(tag: str, ok: bool) -> None:
+    """The client and the emulator implement RFC 5646 independently; both must agree with the grammar
+    (the XDM schema's dc:language pattern) on these tags, taken from the RFC and from the issue."""
+    from bulkoffers.emulator.validation import LANGUAGE_TAG
+    from bulkoffers.xdm import is_language_tag
+
+    assert is_language_tag(tag) is ok
+    assert (LANGUAGE_TAG.fullmatch(tag) is not None) is ok
+
+
+@pytest.mark.parametrize("name,uri", [("web", "web"), ("email", "email"), ("push", "mobile"), ("inapp", "mobile"),
+                                      ("sms", "messaging"), ("Social", "social"), ("display", "display")])
+def test_short_channel_names_map_to_channel_types_xdm_knows(name: str, uri: str) -> None:
+    """Short channel names become XDM channel types (push and inapp are mobile, sms is messaging)."""
+    from bulkoffers.xdm import channel_uri
+
+    assert channel_uri(name) == f"https://ns.adobe.com/xdm/channel-types/{uri}"
 
 
 def test_content_guardrail_is_checked_before_sending() -> None:
