@@ -13,7 +13,8 @@ resume, retry, rollback and verify send through it:
 
 Exactly once when list and search lag behind writes: an offer whose answer was lost is looked up at
 once (finding it proves it exists); not finding it proves nothing until `settle` seconds after its last
-send, so until then it is set aside (the engine schedules it again) and only then sent again.
+send, so until then it is set aside (the engine brings it back after 1, 2, 4, ... seconds to look
+again) and only then sent again.
 Which answers are retried, and how long to wait, is answers.py's pure classification.
 """
 
@@ -87,6 +88,7 @@ class Job:
     check: bool = False  # look it up before sending: an answer was lost (here, or in an earlier run)
     next_at: float = 0.0  # time.monotonic() of its next move when set aside
     due: float = 0.0  # time.monotonic() from which not finding it proves it absent (last send + settle)
+    looks: int = 0  # lookups that did not find it since its last send
     sent_wall: float | None = None  # wall time of its last send (the journal keeps it for resume)
 
     @property
@@ -144,7 +146,10 @@ class Sender:
                                   digest=content_digest(prepared.body, self.api))
                 now = time.monotonic()
                 if now < job.due:  # not there yet proves nothing: the index may lag behind the write
-                    job.next_at = job.due
+                    # Look again after 1, 2, 4, ... s: an offer that exists shows as soon as the index has
+                    # it; only an absent one waits the whole window.
+                    job.next_at = min(job.due, now + 2.0 ** job.looks)
+                    job.looks += 1
                     return None
                 job.check = False  # absent, settled: sending again cannot make a second copy
                 if job.budget.exhausted(self.policy):
@@ -153,7 +158,7 @@ class Sender:
                         f"still absent {self.settle:g} s later; no attempts left (`bulkoffers retry` sends it)")))
             tried = await self.create(prepared.body, prepared.data, self._announcing(job, announce), job.budget)
             if tried.outcome == "lost":
-                job.check, job.next_at = True, time.monotonic()  # look at once: finding it is proof
+                job.check, job.next_at, job.looks = True, time.monotonic(), 0  # look at once: finding it is proof
                 job.due = job.next_at + self.settle
                 return None  # the engine steps it again at next_at (now): an early look
             return self._settled(job, tried)
