@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .config import (DEFAULT_SCOPES, DEFAULT_SETTLE, ApiConfig, OnExisting, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
+from .config import (DEFAULT_MAX_RATE, DEFAULT_SCOPES, DEFAULT_SETTLE, ApiConfig, OnExisting, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
                      RateLimit, ReadOptions, RetryPolicy, Target, load_mapping)
 from .errors import BulkOffersError, ConfigError, FatalApiError, InputError, Interrupted
 from .console import CONSOLE, REDACT, plural
@@ -156,6 +156,20 @@ def main() -> None:
     """
 
 
+class RateParam(click.ParamType):
+    """--rate: a number of requests per second, or `auto`."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | str:
+        if isinstance(value, float) or str(value).strip().lower() == "auto":
+            return value if isinstance(value, float) else "auto"
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of requests per second nor auto", param, ctx)
+
+
 def auth_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Credentials: flags > BULKOFFERS_* environment > .env > config file (see credentials.py)."""
     for option in reversed([
@@ -177,7 +191,11 @@ def auth_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def send_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
-        click.option("--rate", type=float, default=10.0, show_default=True, help="Requests per second, evenly spaced."),
+        click.option("--rate", type=RateParam(), default="10", show_default=True,
+                     help="Requests per second, evenly spaced; never more. `auto`: start low and find the pace the "
+                          "API takes, just under where it answers 429 (up to --max-rate)."),
+        click.option("--max-rate", type=float,
+                     help=f"With --rate auto: the pace it never goes above [default: {DEFAULT_MAX_RATE:g}]."),
         click.option("--concurrency", type=int, help="Requests in flight at most [from the rate: 1.5 x rate + 1]."),
         click.option("--retries", type=int, default=6, show_default=True, help="Attempts per offer, first one included."),
         click.option("--deadline", type=float, default=300.0, show_default=True,
@@ -340,7 +358,13 @@ def setup_logging(verbose: bool) -> None:
 
 
 def send_settings(opts: dict[str, Any]) -> dict[str, Any]:
-    return {"rate": RateLimit(opts["rate"]), "concurrency": opts["concurrency"], "settle": opts["settle"],
+    if opts["rate"] == "auto":
+        rate = RateLimit(DEFAULT_MAX_RATE if opts["max_rate"] is None else opts["max_rate"], auto=True)
+    else:
+        if opts["max_rate"] is not None:
+            CONSOLE.warn(f"--max-rate is for --rate auto; ignored at the fixed --rate {opts['rate']:g}")
+        rate = RateLimit(opts["rate"])
+    return {"rate": rate, "concurrency": opts["concurrency"], "settle": opts["settle"],
             "retry": RetryPolicy(attempts=opts["retries"], deadline=opts["deadline"], timeout=opts["timeout"])}
 
 
@@ -351,8 +375,9 @@ def report(summary: Any) -> int:
 
 def record_settings(cfg: Any, **more: Any) -> None:
     """What the run used, for --json (an ImportConfig or an ApiConfig; never credentials)."""
+    rate: Any = f"auto (max {cfg.rate.rate:g})" if cfg.rate.auto else cfg.rate.rate
     settings: dict[str, Any] = {"api": cfg.target.api, "sandbox": cfg.credentials.sandbox,
-                                "base_url": cfg.target.base_url, "rate": cfg.rate.rate, "concurrency": cfg.workers,
+                                "base_url": cfg.target.base_url, "rate": rate, "concurrency": cfg.workers,
                                 "retries": cfg.retry.attempts, "deadline": cfg.retry.deadline,
                                 "timeout": cfg.retry.timeout, "settle": cfg.settle}
     for name in ("on_existing", "preflight", "input", "default_status"):
@@ -719,6 +744,8 @@ def template_cmd(out: Path, force: bool) -> None:
 @click.option("--rate-limit", type=float, help="API requests per second; beyond it 429.")
 @click.option("--no-retry-after", is_flag=True, help="Send 429s without a Retry-After header.")
 @click.option("--error-rate", default=0.0, show_default=True, help="Share of requests answered 500/502/503.")
+@click.option("--throttle-rate", default=0.0, show_default=True,
+              help="Share of requests answered 429 at random, whatever the pace (no Retry-After).")
 @click.option("--reset-rate", default=0.0, show_default=True, help="Share of connections closed before processing.")
 @click.option("--drop-rate", default=0.0, show_default=True,
               help="Share of creates and edits stored and then dropped without an answer (commit-then-drop).")

@@ -22,6 +22,7 @@ Secrets never appear: every line and the object pass through the process's Redac
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -92,9 +93,21 @@ class Console:
         what = "rows created or updated/s" if counts.get("updated") else "rows created/s"
         self.note(f"{plural(summary.rows, 'row')}: {', '.join(parts.values())} in {summary.elapsed:.1f} s "
                   f"({rate:.1f} {what})")
+        self._pace(summary)
         self.note(f"results: {summary.results}")
         if summary.failures:
             self.note(f"failures: {summary.failures} (fix and import it again)")
+
+    def _pace(self, summary: Any) -> None:
+        """What the run learned of the API's limit, so the next run can pass it as --rate N."""
+        # Rounded down: the figure is passed back as --rate, which must stay under the limit.
+        found = math.floor(summary.rate_found * 10) / 10 if summary.rate_found else None
+        self.set(rate_found=found, pace=round(summary.pace, 1) if summary.pace else None)
+        if found:
+            whose = "found" if summary.auto else "the API answered 429 above"
+            self.note(f"pace {whose}: {found:g} requests/s (next time: --rate {found:g})")
+        elif summary.auto and summary.pace:
+            self.note(f"pace: {summary.pace:.1f} requests/s, no 429 met (raise --max-rate to go faster)")
 
     def error(self, message: str) -> None:
         message = REDACT(message)

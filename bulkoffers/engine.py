@@ -180,9 +180,11 @@ class Importer:
                     self.writer.close()
                     self.journal.close()
                     self.progress.close()
+        pace = self.limiter.pace
         summary = Summary(rows=self.recorded_count, offers=loaded.plan.offers, counts=dict(self.writer.counts),
                           elapsed=time.monotonic() - start, warnings=loaded.warnings, results=str(cfg.results),
-                          failures=str(cfg.failures) if self.writer.failures_written else "")
+                          failures=str(cfg.failures) if self.writer.failures_written else "",
+                          pace=pace.rate, rate_found=pace.found, auto=cfg.rate.auto)
         if self.stopped is not None:
             self.stopped.summary = summary
             raise self.stopped

@@ -37,7 +37,7 @@ class TqdmProgress:
         if rate is not None:
             self._rate = rate
         if getattr(self, "_rate", None) is not None:
-            fields["limit"] = f"{self._rate:g}/s"
+            fields["pace"] = f"{self._rate:.3g}/s"  # in force now (it moves with 429s and --rate auto)
         if self._status:
             fields["waiting"] = self._status
         self._bar.set_postfix(fields, refresh=False)

@@ -1,108 +1,315 @@
-"""Rate limiting: evenly spaced request slots shared by every worker, with adaptive slow-down on 429.
+"""Pacing: one rate limiter shared by every worker (evenly spaced slots, never more than the pace in any
+window), and the controller that sets the pace from the answers. The concurrency cap is separate (the
+number of workers, engine.py). Clock and sleep are injectable, so tests step a fake clock.
 
-The concurrency cap is a separate object (anyio.CapacityLimiter in engine.py). The clock and sleep are
-injectable so tests step a fake clock instead of sleeping.
+The controller (`Pace`) serves both modes:
+- fixed `--rate N`: the pace starts at N and never exceeds it;
+- `--rate auto`: it starts low and doubles while answers come back clean, up to `--max-rate`.
+It looks at answers an epoch at a time: the answers to requests sent since its last change (so a burst
+of 429s from one moment counts once). An epoch is congested when its share of 429s exceeds the share
+that comes whatever the pace (a gateway shared with other clients answers some anyway) by a
+statistical margin (three standard deviations, and at least three 429s), or when latency climbs to
+several times its best. Then the pace drops just under the rate the server accepted, and again while
+429s persist. 429s caused by the pace stop once it is under the limit, and while it is above, the
+server accepts about the same number whatever is sent; 429s that come whatever the pace stay, and
+what the server accepts falls with the pace. So when the pace has fallen by 15%, the 429s stayed and
+the accepted rate fell with the pace, their share is learned as background and the pace restored.
+Epochs at a pace known to be under the limit teach the background share too. A random 429 thus costs
+its request's slot (the request is retried after its own wait), not the pace. The epoch after a cut
+starts a second later: requests sent sooner still meet the server's window of the old pace.
+Clean epochs raise the pace in steps growing from 2% to 10% (1% near a limit met before), so it
+settles just under the limit and climbs back when the limit rises.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import anyio
 
 from .config import RateLimit
 
+log = logging.getLogger(__name__)
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
+AUTO_START = 5.0  # requests/s an auto pace starts at ("cautiously": half the fixed default)
+MIN_ANSWERS = 10  # answers an epoch needs before it is judged in the cautious start
+STEADY_ANSWERS = 30  # ... and after it (a share of 429s needs that many answers to mean something)
+MIN_EPOCH = 1.0  # seconds an epoch lasts at least
+UNDER = 0.95  # after a congested epoch: this share of the rate the server accepted
+LATENCY_JUMP = 3.0  # congested: median latency this many times the best epoch's (and 0.2 s more)
+EXCESS_ODDS = 0.001  # an epoch's 429s are the pace's when random ones would be that unlikely
+MAX_STEP = 0.10  # the most a clean epoch raises the pace after the cautious start
+HOLD = 5  # clean epochs spent just under a limit once found, before probing above it again
+GRACE = 1.0  # after a cut, requests sent this long still meet the server's window of the old pace: ignored
+
+
+def _tail(n: int, k: int, p: float) -> float:
+    """P(at least k of n answers are 429) when each one is with probability p."""
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+@dataclass
+class _Chain:
+    """After a cut: what came before it, and the answers since (to tell whether the cut helped)."""
+
+    pace: float
+    accepted: float
+    starting: bool  # the cautious start was on
+    trigger_n: int
+    trigger_k: int
+    test_n: int = 0
+    test_k: int = 0
+    tests: int = 0
+
+    def dropped(self, background: float) -> bool:
+        """The share of 429s since the cut is clearly lower than the one that caused it (a two-proportion
+        z of 2) and no higher than the background's."""
+        n1, k1, n2, k2 = self.trigger_n, self.trigger_k, self.test_n, self.test_k
+        pooled = (k1 + k2) / (n1 + n2)
+        spread = math.sqrt(max(pooled * (1 - pooled), 1e-9) * (1 / n1 + 1 / n2))
+        return (k1 / n1 - k2 / n2) / spread >= 2.5 and k2 / n2 <= background + 0.02
+
+
+@dataclass
+class _Answer:
+    throttled: bool  # 429
+    latency: float
+
+
+class Pace:
+    """Decides the pace from answers, epoch by epoch (see the module docstring). Pure state and
+    arithmetic on an injected clock."""
+
+    def __init__(self, limit: RateLimit, clock: Clock = time.monotonic) -> None:
+        self.limit, self._clock = limit, clock
+        self.auto = limit.auto
+        self.ceiling = limit.rate
+        self.rate = min(self.ceiling, AUTO_START) if self.auto else self.ceiling
+        self.background = 0.0  # share of 429s that come whatever the pace
+        self.slow_start = self.auto  # doubling until the first congestion
+        self._step = 0.02
+        self._hold = 0  # clean epochs left before probing above a limit just found
+        self._epoch_start = clock()
+        self._answers: list[_Answer] = []
+        self._first_sent: float | None = None
+        self._last_sent = 0.0
+        self._chain: _Chain | None = None  # after a cut
+        self._previous: tuple[int, int] | None = None  # (answers, 429s) of the epoch before, if clean
+        self._best_latency: float | None = None
+        self.congestions = 0
+        self.found: float | None = None  # the pace just under the limit, once one was met
+
+    def observe(self, sent_at: float, throttled: bool, latency: float) -> bool:
+        """One answer to a request started at `sent_at`. Returns True when the pace changed."""
+        if sent_at < self._epoch_start:
+            return False  # paced by an earlier decision: says nothing about this one
+        self._answers.append(_Answer(throttled, latency))
+        self._first_sent = sent_at if self._first_sent is None else min(self._first_sent, sent_at)
+        self._last_sent = max(self._last_sent, sent_at)
+        now = self._clock()
+        if len(self._answers) < (MIN_ANSWERS if self.slow_start else min(STEADY_ANSWERS, max(MIN_ANSWERS, self.rate))):
+            return False
+        if now - self._epoch_start < MIN_EPOCH:  # a short epoch is judged only when 429s overwhelm it
+            if sum(a.throttled for a in self._answers) * 2 <= len(self._answers):
+                return False
+        return self._decide(now)
+
+    def _decide(self, now: float) -> bool:
+        answers = self._answers
+        n = len(answers)
+        throttled = sum(a.throttled for a in answers)
+        share = throttled / n
+        # Each request holds one slot: n requests span n intervals, not the n - 1 between first and last.
+        span = max(self._last_sent - (self._first_sent or self._last_sent), (n - 1) / self.rate) + 1 / self.rate
+        accepted = (n - throttled) / span  # what the server let through, per second
+        latency = statistics.median(a.latency for a in answers)
+        best = self._best_latency
+        slow = best is not None and latency > LATENCY_JUMP * best and latency > best + 0.2
+        high = self._excess(n, throttled) or slow
+        trigger = (n, throttled)
+        if self._chain is None and not high and self._previous is not None:  # small excess, two epochs running
+            trigger = (n + self._previous[0], throttled + self._previous[1])
+            high = self._excess(*trigger)
+        self._previous = (n, throttled) if self._chain is None else None
+        before = self.rate
+        if self._chain is None:
+            if high:  # cut: just under what the server accepted, and at least by a tenth
+                self.congestions += 1
+                self._chain = _Chain(self.rate, accepted, self.slow_start, *trigger)
+                self.slow_start = False
+                self._cut(accepted)
+            else:
+                self._clean(share, latency, slow)
+                self.rate = min(self.ceiling, self.rate * (1 + self._growth()))
+            return self._new_epoch(now, before)
+        chain = self._chain
+        if high and not self._excess(n, throttled) and not slow:
+            high = False  # (only the two-epoch rule said so: not evidence after a cut)
+        if high and (slow or self.rate > 0.85 * chain.pace or accepted > 0.9 * chain.accepted):
+            chain.test_n = chain.test_k = chain.tests = 0
+            self._cut(accepted)  # still too fast (the limit fell further, or the first cut was shallow)
+            return self._new_epoch(now, before)
+        # (Still many 429s while what the server accepts fell with the pace: a sign they come whatever the
+        # pace, counted with the other epochs since the cut rather than trusted alone.)
+        chain.test_n, chain.test_k, chain.tests = chain.test_n + n, chain.test_k + throttled, chain.tests + 1
+        since = chain.test_k / chain.test_n
+        if chain.dropped(self.background) or (  # the cut stopped the 429s: they were the pace's
+            chain.tests >= 3 and chain.test_k == 0 and self.background < 0.02
+        ):  # (or three epochs without a 429 where none come at random: a small trigger, but a clear end)
+            self._chain = None
+            self.found = self.rate
+            self._step = 0.01
+            self._hold = HOLD
+            log.debug("pace %.1f/s: the 429s stopped after the cut, the limit is just above", self.rate)
+            self._clean(share, latency, slow)
+            return self._new_epoch(now, before)
+        if chain.tests >= 3:  # 429s neither stopped nor grew at the lower pace: they come anyway
+            return self._background(now, before, since)
+        return self._new_epoch(now, before)  # not clear yet: another epoch at this pace
+
+    def _background(self, now: float, before: float, share: float) -> bool:
+        assert self._chain is not None
+        self.background = min(0.25, max(self.background, share))
+        log.debug("429s came whatever the pace (%.1f%%): pace back to %.1f/s", 100 * share, self._chain.pace)
+        self.rate, self.slow_start = self._chain.pace, self._chain.starting
+        self._chain = None
+        return self._new_epoch(now, before)
+
+    def _excess(self, n: int, throttled: int) -> bool:
+        """More 429s than the background share explains: at least three, a share 2 points above it, and
+        a count the background would reach by chance less than once in a thousand epochs (the exact
+        binomial tail: at 40 answers a normal approximation is far too kind to 5 or 6 random 429s)."""
+        b = self.background
+        return throttled >= 3 and throttled / n > b + 0.02 and _tail(n, throttled, max(b, 0.005)) < EXCESS_ODDS
+
+    def _cut(self, accepted: float) -> None:
+        self._previous = None
+        self.rate = max(self.limit.min_rate, min(self.rate * 0.9, UNDER * accepted))
+        self._step = 0.01
+
+    def _clean(self, share: float, latency: float, slow: bool) -> None:
+        """A clean epoch teaches the best latency and, at a pace known to be under any limit met, the
+        background share of 429s (slowly; above that pace a few 429s may be the pace's own)."""
+        if self.found is None or self.rate <= self.found * 1.001:
+            self.background += 0.2 * (share - self.background)
+        if not slow and (self._best_latency is None or latency < self._best_latency):
+            self._best_latency = latency
+
+    def _growth(self) -> float:
+        """How much a clean epoch raises the pace: doubling in the cautious start; near a limit met
+        before, 1% at a time; otherwise steps growing from 2% to 10% (the limit may have risen)."""
+        if self.slow_start:
+            return 1.0
+        if self._hold > 0:  # just settled under a limit: stay a while before probing above it again
+            self._hold -= 1
+            return 0.0
+        limit = self.found / UNDER if self.found else None
+        if limit is not None and 0.97 * limit <= self.rate <= 1.1 * limit:
+            self._step = 0.01
+            return 0.01
+        self._step = min(MAX_STEP, max(0.02, self._step * 2))
+        return self._step
+
+    def _new_epoch(self, now: float, before: float) -> bool:
+        if self.rate != before:  # (-v) why the pace moved: the epoch that decided it
+            n = len(self._answers)
+            log.debug("pace %.1f -> %.1f/s: %d of %d answers 429, background %.1f%%%s", before, self.rate,
+                      sum(a.throttled for a in self._answers), n, 100 * self.background,
+                      f", limit found: {self.found:.1f}/s" if self.found else "")
+        self._epoch_start = now + (GRACE if self.rate < before else 0.0)
+        self._answers = []
+        self._first_sent = None
+        self._last_sent = now
+        return self.rate != before
+
 
 class RateLimiter:
-    """`await acquire()` returns at the caller's slot. Slots are `interval` apart, the first one now (no
-    burst at start). A 429 pauses every worker (`penalize`) and lowers the rate; successes bring it back."""
-
-    RECOVER_AFTER = 20  # successes at the lowered rate before stepping back up
-    SLOWDOWN = 0.75  # factor applied to the rate on each 429
+    """`await acquire()` returns at the caller's slot. Slots are `interval` apart at the pace in force,
+    the first one now (no burst at start); `observe` feeds every answer to the pace controller."""
 
     def __init__(self, limit: RateLimit, clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep) -> None:
         self.limit = limit
         self._clock, self._sleep = clock, sleep
-        self._rate = limit.rate
+        self.pace = Pace(limit, clock)
         self._next = -float("inf")
-        self._streak = 0
-        self._last_cut = -float("inf")
         self._last_start = -float("inf")
         self._starts: deque[float] = deque()  # recent start times, for the sliding-window rule
-        self._epoch = 0
+        self._epoch = 0  # bumped on every change of pace
+        self._queue: anyio.Lock | None = None
 
     @property
     def rate(self) -> float:
-        """The rate in force now (lower than configured after a 429)."""
-        return self._rate
+        """The pace in force now."""
+        return self.pace.rate
+
+    @property
+    def _safety(self) -> float:
+        # The margin keeps a fixed --rate's promise against clock jitter; a found pace needs none (the
+        # server's own answers set it).
+        return 0.0 if self.limit.auto else self.limit.safety
 
     @property
     def _interval(self) -> float:
-        return (1.0 + self.limit.safety) / self._rate
+        return (1.0 + self._safety) / self.pace.rate
 
     async def acquire(self) -> float:
-        """Waits for the caller's slot and returns the time it starts (pass it to `penalize` on a 429).
+        """Waits for the caller's slot and returns the time it starts (pass it to `observe`).
 
-        Two rules: slots are booked `interval` apart (smooth pacing), and no more than `rate` starts
+        Waiters queue (FIFO) and only the first books a slot, so a change of pace applies to everyone
+        behind it at once. Two rules: slots are `interval` apart (smooth pacing, counted from the slot
+        booked, so a late wake-up does not slow the pace), and no more than the pace's worth of starts
         fall in any window of 1 s + safety, counted when they really happen. The second rule catches
-        what the first cannot: when the event loop stalls, several booked slots fall due at once, and
-        without it those late starts would crowd into the next second."""
-        while True:
-            epoch = self._epoch
-            now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self._interval
-            if slot > now:
-                try:
-                    await self._sleep(slot - now)
-                except BaseException:
-                    # A cancelled waiter gives its slot back when nobody has booked behind it.
-                    if self._epoch == epoch and self._next == slot + self._interval:
-                        self._next = slot
-                    raise
+        what the first cannot: when the event loop stalls, several slots fall due at once, and without
+        it those late starts would crowd into the next second."""
+        if self._queue is None:
+            self._queue = anyio.Lock()  # made here: it belongs to the event loop that runs the import
+        async with self._queue:
+            while True:
                 now = self._clock()
-            while (wait := self._window_wait(now)) > 0:
-                await self._sleep(wait)
-                now = self._clock()
-            if self._epoch == epoch:  # a 429 while we waited voids the booking: book again
+                booked = self._epoch
+                slot = max(now, self._next)
+                if slot > now:
+                    await self._sleep(slot - now)  # cancelled here: nothing was booked, the slot stays free
+                    if booked != self._epoch:
+                        continue  # the pace changed while we slept: the slot moves with it
+                    now = self._clock()
+                if (wait := self._window_wait(now)) > 0:
+                    await self._sleep(wait)
+                    continue
+                self._next = max(slot, now - self._interval) + self._interval
                 self._starts.append(now)
                 self._last_start = now
                 return now
 
     def _window_wait(self, now: float) -> float:
         """Seconds until one more start fits in the sliding window (0 when it fits now)."""
-        window = 1.0 + self.limit.safety
+        window = 1.0 + self._safety
         starts = self._starts
         while starts and starts[0] <= now - window:
             starts.popleft()
-        cap = max(1, math.floor(self._rate + 1e-9))
+        cap = max(1, math.floor(self.pace.rate + 1e-9))
         if len(starts) < cap:
             return 0.0
         return starts[len(starts) - cap] + window - now
 
-    def penalize(self, wait: float, sent_at: float | None = None) -> None:
-        """A 429: nobody starts before `wait` seconds from now, and the pace drops. A request sent
-        before the last slow-down was paced by the old rate: its 429 pauses but does not cut again,
-        so a burst of 429s from one moment counts once."""
-        now = self._clock()
-        if sent_at is None or sent_at > self._last_cut:
-            self._rate = max(self.limit.min_rate, self._rate * self.SLOWDOWN)
-            self._last_cut = now
-        self._epoch += 1  # every booked slot is void: waiters book again at the new pace
-        self._next = max(now + wait, self._last_start + self._interval)
-        self._streak = 0
-
-    def reward(self) -> None:
-        """A success: after a streak of them, step the rate back towards the configured one."""
-        if self._rate >= self.limit.rate:
-            return
-        self._streak += 1
-        if self._streak >= self.RECOVER_AFTER:
-            self._streak = 0
-            self._rate = min(self.limit.rate, self._rate / self.SLOWDOWN)
+    def observe(self, sent_at: float, throttled: bool, latency: float = 0.0, pause: float = 0.0) -> None:
+        """An answer to a request started at `sent_at` (429 or not). When the pace slows down, booked
+        slots are void and every waiter books again at the new pace; `pause` (the server's Retry-After on
+        a 429 of a congested epoch) keeps every start back that long."""
+        before = self.pace.rate
+        if self.pace.observe(sent_at, throttled, latency):
+            # Void the bookings either way: made at the old spacing, they would keep it for every waiter
+            # already in line (a hundred workers booked 0.2 s apart hold 20 s of the old pace).
+            now = self._clock()
+            self._epoch += 1
+            held = pause if throttled and self.pace.rate < before else 0.0
+            self._next = max(now + held, self._last_start + self._interval)

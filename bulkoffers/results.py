@@ -74,6 +74,9 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     results: str = ""
     failures: str = ""
+    pace: float | None = None  # the pace in force at the end (requests/s)
+    rate_found: float | None = None  # the pace just under the API's limit, when the run met one (429s)
+    auto: bool = False  # the pace was found (--rate auto), not fixed
 
     @property
     def created(self) -> int:

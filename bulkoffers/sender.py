@@ -297,17 +297,15 @@ class Sender:
                 announce(budget.attempts)
             last = answer = await request()
             verdict = classify(answer)
+            wait = self.wait(answer, budget.attempts) if verdict is Verdict.RETRY else 0.0
+            self.limiter.observe(sent_at, answer.status == 429, answer.elapsed, wait)
             if verdict is Verdict.OK:
-                self.limiter.reward()
                 return Tried("ok", answer, budget.attempts, in_doubt)
             if verdict in (Verdict.FATAL, Verdict.REFRESH):  # the client refreshed once already on a 401
                 return Tried("fatal", answer, budget.attempts, in_doubt)
             if verdict is Verdict.ROW:
                 return Tried("refused", answer, budget.attempts, in_doubt)
             in_doubt = in_doubt or answer.in_doubt
-            wait = self.wait(answer, budget.attempts)
-            if answer.status == 429:
-                self.limiter.penalize(wait, sent_at)
             if answer.in_doubt and lost_ends:
                 return Tried("lost", answer, budget.attempts, True)
             if budget.exhausted(self.policy, wait):

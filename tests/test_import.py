@@ -184,6 +184,26 @@ def test_429_slows_every_worker(tmp_path: Path) -> None:
     assert 0 < stats["faults_injected"]["429"] < 30
 
 
+def test_rate_auto_finds_a_limit_it_was_not_told(tmp_path: Path) -> None:
+    """--rate auto against an emulator that answers 429 beyond 15 requests/s (no Retry-After, nothing
+    tells the client the limit): every row is created once, 429s stay a small share, and the summary
+    and --json report a pace found just under the limit, to pass as --rate next time."""
+    with EmulatorServer(EmulatorConfig(faults=Faults(rate_limit=15, retry_after=False))) as emu:
+        source = write_offers(tmp_path / "o.csv", 200)
+        out = run_cli("import", str(source), *emulator_args(emu), "--rate", "auto", "--max-rate", "60",
+                      "--results", str(tmp_path / "r.csv"), "--json")
+        stats = emu.stats()
+        results = read_csv(tmp_path / "r.csv")
+        assert_exactly_once(emu, results)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["counts"]["created"] == 200 and report["settings"]["rate"] == "auto (max 60)"
+    assert 0.6 * 15 <= report["rate_found"] <= 15, report
+    assert f"(next time: --rate {report['rate_found']:g})" in out.stderr
+    requests = sum(stats["statuses"].values())
+    assert 0 < stats["faults_injected"]["429"] <= 0.15 * requests, stats
+
+
 def test_ctrl_c_stops_cleanly_and_failures_finish_the_job(emulator: EmulatorServer, tmp_path: Path) -> None:
     source = write_offers(tmp_path / "o.csv", 60)
     results, failures = tmp_path / "r.csv", tmp_path / "f.csv"

@@ -76,6 +76,11 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
                     "detail": f"more than {faults.rate_limit:g} requests per second"}
             return web.json_response(body, status=429, headers=headers)
         times.append(now)
+    if faulty and faults.throttle_rate and rng.random() < faults.throttle_rate:
+        state.injected["429"] += 1
+        state.injected["random_429"] += 1
+        state.statuses[429] += 1
+        return error(429, "Too Many Requests", "the gateway is busy (not your pace)")
     if faulty and faults.error_rate and rng.random() < faults.error_rate:
         status = rng.choice((500, 502, 503))
         state.injected[str(status)] += 1

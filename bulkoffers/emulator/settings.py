@@ -50,6 +50,7 @@ class Faults:
     rate_limit: float | None = None  # API requests per second (sliding 1 s window); beyond it: 429
     retry_after: bool = True  # send Retry-After with the 429 (Platform often does not)
     error_rate: float = 0.0  # random 500/502/503 before processing
+    throttle_rate: float = 0.0  # random 429s whatever the pace (a gateway shared with other clients), no Retry-After
     reset_rate: float = 0.0  # connection closed before processing (nothing stored)
     drop_rate: float = 0.0  # commit-then-drop: a create or edit is stored, then the connection is closed
     slow_rate: float = 0.0  # answer only after slow_seconds (beyond a client timeout)
@@ -59,7 +60,7 @@ class Faults:
     index_lag: float = 0.0  # list and search show a new offer only this many seconds after it is stored
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "reset_rate", "drop_rate", "slow_rate"):
+        for name in ("error_rate", "throttle_rate", "reset_rate", "drop_rate", "slow_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
