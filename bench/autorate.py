@@ -116,7 +116,7 @@ def moving_limit(work: Path) -> None:
         t += 0.5
     low = sampler.between(rise - 20, rise)
     back = sampler.between(end - 10, end)
-    print(f"2. limit 60 -> 20 after 30 s -> 60 after 60 s, --rate auto --max-rate 100:")
+    print("2. limit 60 -> 20 after 30 s -> 60 after 60 s, --rate auto --max-rate 100:")
     print(f"   at 60 (the 10 s before the drop): {before[2] / 10:.1f} creates/s, 429s {100 * before[1] / max(1, before[0]):.1f}%")
     print(f"   after the drop: 429 share of the trailing 5 s under 2% from {settled} s on (target <= 5 s); "
           f"last 20 s at 20: {low[2] / 20:.1f} creates/s, 429s {100 * low[1] / max(1, low[0]):.1f}%")

@@ -4,21 +4,26 @@ number of workers, engine.py). Clock and sleep are injectable, so tests step a f
 
 The controller (`Pace`) serves both modes:
 - fixed `--rate N`: the pace starts at N and never exceeds it;
-- `--rate auto`: it starts low and doubles while answers come back clean, up to `--max-rate`.
-It looks at answers an epoch at a time: the answers to requests sent since its last change (so a burst
-of 429s from one moment counts once). An epoch is congested when its share of 429s exceeds the share
-that comes whatever the pace (a gateway shared with other clients answers some anyway) by a
-statistical margin (three standard deviations, and at least three 429s), or when latency climbs to
-several times its best. Then the pace drops just under the rate the server accepted, and again while
-429s persist. 429s caused by the pace stop once it is under the limit, and while it is above, the
-server accepts about the same number whatever is sent; 429s that come whatever the pace stay, and
-what the server accepts falls with the pace. So when the pace has fallen by 15%, the 429s stayed and
-the accepted rate fell with the pace, their share is learned as background and the pace restored.
-Epochs at a pace known to be under the limit teach the background share too. A random 429 thus costs
-its request's slot (the request is retried after its own wait), not the pace. The epoch after a cut
+- `--rate auto`: it starts low and doubles while answers come back clean (an epoch with 429s is
+  repeated once before doubling ends), up to `--max-rate`.
+It judges answers an epoch at a time: the answers to requests sent since its last change (so a burst
+of 429s from one moment counts once). An epoch is congested when it holds more 429s than the share
+that comes whatever the pace (a gateway shared with other clients answers some anyway) makes likely
+(exact binomial odds under 1 in 1,000, at least three, two points above that share; or so over the
+last two epochs), or when latency climbs to several times its best. Then the pace drops just under
+the rate the server accepted (at most quartered: just after a limit falls, the server's window is
+full of the old pace), and the epochs after the cut tell why the 429s came:
+- they stopped: they were the pace's, and the limit is just above (`found`);
+- fewer, but still too many: the limit is lower still, cut again;
+- as many, and many: cut deeper (to 0.6 of the pace that met them) before deciding;
+- as many, at a low share or down to that depth: they come whatever the pace; their share is
+  learned as background and the pace restored. A random 429 so costs its request's slot (the request
+  is retried after its own wait), not the pace.
+Epochs at a pace known to be under the limit teach the background share too. The epoch after a cut
 starts a second later: requests sent sooner still meet the server's window of the old pace.
-Clean epochs raise the pace in steps growing from 2% to 10% (1% near a limit met before), so it
-settles just under the limit and climbs back when the limit rises.
+Clean epochs raise the pace: after a limit is found, it stays just under it for ten epochs, then
+probes 1% at a time within 10% of it, in steps growing from 2% to 10% beyond (the limit may have
+risen; 25% with no limit met, or once 20% above one without 429s, when it is forgotten).
 """
 
 from __future__ import annotations
@@ -46,9 +51,13 @@ STEADY_ANSWERS = 30  # ... and after it (a share of 429s needs that many answers
 MIN_EPOCH = 1.0  # seconds an epoch lasts at least
 UNDER = 0.95  # after a congested epoch: this share of the rate the server accepted
 LATENCY_JUMP = 3.0  # congested: median latency this many times the best epoch's (and 0.2 s more)
+DEEP = 0.6  # 429s that stay down to this share of the pace that met them come whatever the pace
+DEEP_SHARE = 0.10  # ... looked for when more than this share stays after a cut (fewer: taken as background)
+MAX_BACKGROUND = 0.25  # more 429s than this are never taken for ones that come whatever the pace
 EXCESS_ODDS = 0.001  # an epoch's 429s are the pace's when random ones would be that unlikely
-MAX_STEP = 0.10  # the most a clean epoch raises the pace after the cautious start
-HOLD = 5  # clean epochs spent just under a limit once found, before probing above it again
+MAX_STEP = 0.10  # the most a clean epoch raises the pace after the cautious start, with a limit met
+MAX_STEP_UNKNOWN = 0.25  # ... and with none met (yet, or for a while)
+HOLD = 10  # clean epochs spent just under a limit once found, before probing above it again
 GRACE = 1.0  # after a cut, requests sent this long still meet the server's window of the old pace: ignored
 
 
@@ -71,12 +80,17 @@ class _Chain:
     tests: int = 0
 
     def dropped(self, background: float) -> bool:
-        """The share of 429s since the cut is clearly lower than the one that caused it (a two-proportion
-        z of 2) and no higher than the background's."""
-        n1, k1, n2, k2 = self.trigger_n, self.trigger_k, self.test_n, self.test_k
-        pooled = (k1 + k2) / (n1 + n2)
-        spread = math.sqrt(max(pooled * (1 - pooled), 1e-9) * (1 / n1 + 1 / n2))
-        return (k1 / n1 - k2 / n2) / spread >= 2.5 and k2 / n2 <= background + 0.02
+        """The share of 429s since the cut is clearly lower than the one that caused it and no higher
+        than the background's."""
+        return _clearly_lower(self.test_n, self.test_k, self.trigger_n, self.trigger_k) and \
+            self.test_k / self.test_n <= background + 0.02
+
+
+def _clearly_lower(n2: int, k2: int, n1: int, k1: int) -> bool:
+    """k2 of n2 is a clearly lower share than k1 of n1: a two-proportion z of 2.5."""
+    pooled = (k1 + k2) / (n1 + n2)
+    spread = math.sqrt(max(pooled * (1 - pooled), 1e-9) * (1 / n1 + 1 / n2))
+    return (k1 / n1 - k2 / n2) / spread >= 2.5
 
 
 @dataclass
@@ -98,6 +112,8 @@ class Pace:
         self.slow_start = self.auto  # doubling until the first congestion
         self._step = 0.02
         self._hold = 0  # clean epochs left before probing above a limit just found
+        self._sure = False  # the limit found was clear (probed above 1% at a time) or only likely
+        self._doubt = False  # the cautious start's last epoch had 429s (one more such ends it)
         self._epoch_start = clock()
         self._answers: list[_Answer] = []
         self._first_sent: float | None = None
@@ -149,36 +165,57 @@ class Pace:
                 self._cut(accepted)
             else:
                 self._clean(share, latency, slow)
-                self.rate = min(self.ceiling, self.rate * (1 + self._growth()))
+                if self.slow_start and throttled >= 2:
+                    # 429s, if not clearly the pace's: the same pace again, and no more doubling if again
+                    self.slow_start, self._doubt = not self._doubt, not self._doubt
+                else:
+                    self._doubt = False
+                    self.rate = min(self.ceiling, self.rate * (1 + self._growth()))
             return self._new_epoch(now, before)
         chain = self._chain
         if high and not self._excess(n, throttled) and not slow:
             high = False  # (only the two-epoch rule said so: not evidence after a cut)
-        if high and (slow or self.rate > 0.85 * chain.pace or accepted > 0.9 * chain.accepted):
+        if high and (slow or self.rate > 0.85 * chain.pace or accepted > 0.9 * chain.accepted or share > MAX_BACKGROUND
+                     or _clearly_lower(n, throttled, chain.trigger_n, chain.trigger_k)):
             chain.test_n = chain.test_k = chain.tests = 0
             self._cut(accepted)  # still too fast (the limit fell further, or the first cut was shallow)
             return self._new_epoch(now, before)
-        # (Still many 429s while what the server accepts fell with the pace: a sign they come whatever the
-        # pace, counted with the other epochs since the cut rather than trusted alone.)
+        # (As many 429s as before the cut, and the server accepts less, as it fell with the pace: a sign
+        # they come whatever the pace, counted with the other epochs since the cut rather than trusted
+        # alone. Fewer but still too many, or more than any background: the limit is lower still.)
         chain.test_n, chain.test_k, chain.tests = chain.test_n + n, chain.test_k + throttled, chain.tests + 1
         since = chain.test_k / chain.test_n
-        if chain.dropped(self.background) or (  # the cut stopped the 429s: they were the pace's
-            chain.tests >= 3 and chain.test_k == 0 and self.background < 0.02
-        ):  # (or three epochs without a 429 where none come at random: a small trigger, but a clear end)
+        clear = chain.dropped(self.background)
+        if clear or (chain.tests >= 3 and chain.test_k == 0 and self.background < 0.02):
+            # The cut stopped the 429s: they were the pace's. (Or three epochs without a 429 where none come
+            # at random after a small trigger: likely, not sure, so the pace does not linger under it.)
             self._chain = None
             self.found = self.rate
             self._step = 0.01
-            self._hold = HOLD
+            self._hold = HOLD if clear else 0
+            self._sure = clear
             log.debug("pace %.1f/s: the 429s stopped after the cut, the limit is just above", self.rate)
             self._clean(share, latency, slow)
             return self._new_epoch(now, before)
-        if chain.tests >= 3:  # 429s neither stopped nor grew at the lower pace: they come anyway
-            return self._background(now, before, since)
+        if chain.tests >= 3:
+            if _clearly_lower(chain.test_n, chain.test_k, chain.trigger_n, chain.trigger_k):
+                # Fewer 429s since the cut, but more than the background: the limit is lower still.
+                chain.trigger_n, chain.trigger_k = chain.test_n, chain.test_k
+                chain.test_n = chain.test_k = chain.tests = 0
+                self._cut(accepted)
+                return self._new_epoch(now, before)
+            if self.rate > DEEP * chain.pace and since > DEEP_SHARE:
+                # As many 429s as before the cut, and many: they come whatever the pace, or the limit fell
+                # far below it. Slower still tells which (a pace limit stops them, random 429s stay).
+                chain.test_n = chain.test_k = chain.tests = 0
+                self.rate = max(self.limit.min_rate, self.rate * 0.8)
+                return self._new_epoch(now, before)
+            return self._background(now, before, since)  # 429s stayed whatever the pace: they come anyway
         return self._new_epoch(now, before)  # not clear yet: another epoch at this pace
 
     def _background(self, now: float, before: float, share: float) -> bool:
         assert self._chain is not None
-        self.background = min(0.25, max(self.background, share))
+        self.background = min(MAX_BACKGROUND, max(self.background, share))
         log.debug("429s came whatever the pace (%.1f%%): pace back to %.1f/s", 100 * share, self._chain.pace)
         self.rate, self.slow_start = self._chain.pace, self._chain.starting
         self._chain = None
@@ -193,14 +230,17 @@ class Pace:
 
     def _cut(self, accepted: float) -> None:
         self._previous = None
-        self.rate = max(self.limit.min_rate, min(self.rate * 0.9, UNDER * accepted))
+        # At most quartered at once: right after the limit falls, the server's window is still full of the
+        # old pace and accepts next to nothing for a moment, which says little of the new limit.
+        self.rate = max(self.limit.min_rate, self.rate * 0.25, min(self.rate * 0.9, UNDER * accepted))
         self._step = 0.01
 
     def _clean(self, share: float, latency: float, slow: bool) -> None:
         """A clean epoch teaches the best latency and, at a pace known to be under any limit met, the
-        background share of 429s (slowly; above that pace a few 429s may be the pace's own)."""
-        if self.found is None or self.rate <= self.found * 1.001:
-            self.background += 0.2 * (share - self.background)
+        background share of 429s (slowly; above that pace a few 429s may be the pace's own, and in the
+        cautious start an epoch is too short to tell)."""
+        if not self.slow_start and (self.found is None or self.rate <= self.found * 1.001):
+            self.background = min(MAX_BACKGROUND, self.background + 0.2 * (share - self.background))
         if not slow and (self._best_latency is None or latency < self._best_latency):
             self._best_latency = latency
 
@@ -212,11 +252,15 @@ class Pace:
         if self._hold > 0:  # just settled under a limit: stay a while before probing above it again
             self._hold -= 1
             return 0.0
-        limit = self.found / UNDER if self.found else None
+        if self.found and self.rate > 1.2 * self.found / UNDER:
+            self.found, self._sure = None, False  # far above it without a 429 too many: the limit rose or went
+        limit = self.found / UNDER if self.found and self._sure else None
         if limit is not None and 0.97 * limit <= self.rate <= 1.1 * limit:
             self._step = 0.01
             return 0.01
-        self._step = min(MAX_STEP, max(0.02, self._step * 2))
+        # Far from any limit met, larger steps: from a cautious start that ended early (a few random 429s)
+        # the pace reaches a --max-rate of 50 in a dozen epochs, not thirty.
+        self._step = min(MAX_STEP if self.found else MAX_STEP_UNKNOWN, max(0.02, self._step * 2))
         return self._step
 
     def _new_epoch(self, now: float, before: float) -> bool:

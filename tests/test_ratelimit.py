@@ -235,3 +235,18 @@ def test_the_limiter_follows_the_pace_and_voids_bookings_on_a_slowdown() -> None
     assert limiter.rate < 10
     nxt = starts(limiter, clock, 2)
     assert nxt[0] >= clock.now - (nxt[1] - nxt[0]) and nxt[1] - nxt[0] == pytest.approx(1 / limiter.rate)
+
+
+def test_a_limit_that_falls_mid_epoch_is_followed_without_collapse() -> None:
+    """The limit falls from 60 to 20 in the middle of an epoch: the server's window, full of the old
+    pace, refuses everything for a moment. The pace is at most quartered per cut (not thrown to the
+    floor), settles under 20 within 5 s, and holds it with under 2% 429s."""
+    clock = FakeClock()
+    pace = Pace(RateLimit(rate=100, auto=True), clock)
+    server = Server(60)
+    drive(pace, clock, server, 30.3)
+    server.limit = 20
+    _, _, first = drive(pace, clock, server, 5)
+    sent, throttled, paces = drive(pace, clock, server, 20)
+    assert min(first + paces) >= 20 / 4 and max(paces) <= 20 * 1.15, [round(p) for p in first + paces]
+    assert throttled / sent <= 0.02
