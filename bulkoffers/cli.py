@@ -3,9 +3,12 @@ so `bulkoffers --help` stays fast. Library errors become one `Error: ...` line h
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -54,6 +57,8 @@ def run_guarded(fn: Callable[[], int]) -> NoReturn:
         if exc.summary is not None:
             CONSOLE.summary(exc.summary)
         if isinstance(exc, Interrupted) and exc.summary is not None:
+            if exc.hint:
+                CONSOLE.note(exc.hint)
             CONSOLE.set(error="interrupted")
             CONSOLE.finish(EXIT_INTERRUPTED)
             sys.exit(EXIT_INTERRUPTED)  # the summary and the progress notes said it
@@ -76,16 +81,6 @@ def parse_sheet(sheet: str | None) -> str | int | None:
     if sheet is None:
         return None
     return int(sheet) if sheet.isdigit() else sheet
-
-
-def failures_beside(results: Path) -> Path:
-    """The failures file that goes with a results file: NAME.results.csv → NAME.failures.csv, else
-    NAME.failures.csv beside RESULTS."""
-    name = results.name
-    for suffix in (".results.csv", ".csv"):
-        if name.endswith(suffix):
-            return results.with_name(name.removesuffix(suffix) + ".failures.csv")
-    return results.with_name(name + ".failures.csv")
 
 
 def default_output(input_path: Path, kind: str) -> Path:
@@ -144,7 +139,8 @@ def load_heavy(network: bool = True) -> None:
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="bulkoffers")
 def main() -> None:
-    """Bulk-create Adobe Offer Library fallback offers from spreadsheets (CSV, TSV, XLSX, XLS, ODS).
+    """Bulk-create Adobe Offer Library fallback offers from spreadsheets (CSV, TSV, TXT, XLSX, XLSM, XLS,
+    ODS).
 
     \b
     Rehearse against the built-in emulator, no credentials needed:
@@ -276,22 +272,78 @@ def validate_cmd(file: Path, **opts: Any) -> None:
     run_guarded(lambda: _validate(file, opts, online=opts["online"]))
 
 
-def connect(opts: dict[str, Any], target: Target) -> tuple[Target, Credentials, Any]:
+def connect(opts: dict[str, Any], target: Target, state: Path | None = None) -> tuple[Target, Credentials, Any]:
     """The target and credentials a command uses, and the in-process emulator it started (--emulator),
-    which the caller stops."""
+    which the caller stops. `state`: the file the emulator keeps its offers in (else memory)."""
     if not opts.get("emulator"):
         return target, make_credentials(opts), None
-    load_heavy()
-    from .emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, EmulatorServer
-
-    setup_logging(bool(opts.get("verbose")))
-    server = EmulatorServer().start()
-    CONSOLE.note(f"emulator: {server.url} (in-process; offers vanish when the run ends)")
-    creds = Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, opts.get("sandbox") or "prod")
+    creds, server = start_emulator(opts, opts.get("sandbox") or "prod", state)
     return dataclasses.replace(target, base_url=server.url, ims_url=server.url), creds, server
 
 
+def start_emulator(opts: dict[str, Any], sandbox: str, state: Path | None) -> tuple[Credentials, Any]:
+    load_heavy()
+    from .emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, EmulatorConfig, EmulatorServer
+
+    setup_logging(bool(opts.get("verbose")))
+    server = EmulatorServer(EmulatorConfig(db=str(state)) if state is not None else EmulatorConfig()).start()
+    kept = (f"its offers are kept in {state} for resume, retry, verify and rollback with --emulator" if state
+            else "its offers vanish when the command ends")
+    CONSOLE.note(f"emulator: {server.url} (in-process; {kept})")
+    return Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, sandbox), server
+
+
+def emulator_state(results: Path) -> Path:
+    """Where `import --emulator` keeps the offers of the run that writes RESULTS: beside it, so that
+    resume, retry, verify and rollback with --emulator rehearse on them too."""
+    name = results.name
+    for suffix in (".results.csv", ".csv"):
+        if name.endswith(suffix):
+            return results.with_name(name.removesuffix(suffix) + ".emulator.sqlite")
+    return results.with_name(name + ".emulator.sqlite")
+
+
+def continued_target(opts: dict[str, Any], results: Path, header: dict[str, Any]
+                     ) -> tuple[dict[str, str | None], Credentials, Any]:
+    """For a command that continues a run (resume, retry, verify, rollback): the endpoints to use
+    instead of the run's (None: the run's), the credentials, and the emulator it started (--emulator:
+    again on the offers the run kept beside RESULTS), which the caller stops."""
+    if not opts.get("emulator"):
+        creds = make_credentials(opts, header["sandbox"], header.get("org_id"))
+        return {"base_url": opts.get("base_url"), "ims_url": opts.get("ims_url")}, creds, None
+    state = emulator_state(results)
+    if not state.is_file():
+        raise ConfigError(f"the run that wrote {results} did not use --emulator (there is no {state})",
+                          hint="leave out --emulator and give the credentials of the run's sandbox")
+    creds, server = start_emulator(opts, header["sandbox"], state)
+    return {"base_url": server.url, "ims_url": server.url}, creds, server
+
+
+@contextlib.contextmanager
+def resume_hint(results: Path, opts: dict[str, Any]) -> Iterator[None]:
+    """An interrupted run says the exact command that finishes it."""
+    try:
+        yield
+    except Interrupted as exc:
+        command = ["bulkoffers", "resume", str(results)] + (["--emulator"] if opts.get("emulator") else []) + \
+            (["--config", str(opts["config_path"])] if opts.get("config_path") else [])
+        given = [f"--{f.replace('_', '-')}" for f in ("client_id", "client_secret", "org_id", "access_token", "scopes")
+                 if opts.get(f)]  # (never repeated here: a secret must not land in the terminal's scrollback)
+        also = f" (with {', '.join(given)} as before)" if given else ""
+        exc.hint = f"to finish the run: {shlex.join(command)}{also}"
+        CONSOLE.set(resume=shlex.join(command))
+        raise
+
+
+def emulator_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--emulator", is_flag=True, help="The run used --emulator: start it again on the offers it "
+                                                        "kept beside RESULTS (NAME.emulator.sqlite).")(fn)
+
+
 def _validate(file: Path, opts: dict[str, Any], online: bool) -> int:
+    from .reader import check_readable
+
+    check_readable(file)
     cfg = ImportConfig(input=file, results=file, failures=file, read=_read(opts["sheet"], opts["delimiter"]),
                        target=Target(api=opts["api"], base_url=opts.get("base_url") or PRODUCTION_BASE_URL,
                                      ims_url=opts.get("ims_url") or PRODUCTION_IMS_URL,
@@ -430,19 +482,21 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
     if opts["dry_run"]:
         return _validate(file, opts, online=can_connect(opts))
     if opts["resume"]:
-        if opts["emulator"]:
-            raise ConfigError("--resume cannot use --emulator: the in-process emulator forgot the run",
-                              hint="rehearse resumes against `bulkoffers emulator --db state.sqlite`")
         from .runrecord import latest_results
 
         results = opts["results_path"] or latest_results(file)
         return _continue(results, opts, redo_failed=False, override_input=file)
-    # Every option is checked before anything starts (the in-process emulator included).
+    # Every option, and the input's name, is checked before anything starts (the in-process emulator included).
+    from .reader import check_readable
+
+    check_readable(file)
     read, mapping, sending = _read(opts["sheet"], opts["delimiter"]), load_mapping(opts["mapping_path"]), \
         send_settings(opts)
     target = Target(api=opts["api"], base_url=opts["base_url"], ims_url=opts["ims_url"],
                     container_id=opts["container_id"])
     results = opts["results_path"] or default_output(file, "results")
+    from .runrecord import failures_beside
+
     failures = opts["failures_path"] or failures_beside(results)
     cfg = ImportConfig(input=file, results=results, failures=failures, target=target, read=read, mapping=mapping,
                        default_status=opts["default_status"], force=opts["force"], payloads_out=opts["payloads_out"],
@@ -451,17 +505,23 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
     from .engine import import_file
     from .progress import TqdmProgress
 
-    target, creds, server = connect(opts, target)
+    state = None
+    if opts["emulator"]:
+        state = emulator_state(results)
+        if state.exists() and (opts["force"] or not results.exists()):
+            state.unlink()  # a new run starts on an empty emulator; an old results file must be --forced first
+    target, creds, server = connect(opts, target, state)
     cfg = dataclasses.replace(cfg, target=target, credentials=creds)
     record_settings(cfg)
     try:
-        summary = import_file(cfg, TqdmProgress(quiet=opts["quiet"]))
+        with resume_hint(cfg.results, opts):
+            summary = import_file(cfg, TqdmProgress(quiet=opts["quiet"]))
         code = report(summary)
         if opts["verify"]:
             from .runrecord import journal_path, load_journal
 
-            state = load_journal(journal_path(cfg.results))
-            code = max(code, report_verification(state, cfg.api_config, cfg.results, None, False, True))
+            record = load_journal(journal_path(cfg.results))
+            code = max(code, report_verification(record, cfg.api_config, cfg.results, None, False, True))
     finally:
         if server is not None:
             server.stop()
@@ -501,17 +561,24 @@ def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_i
     source = Path(state.header["input"])
     if override_input is not None and override_input.resolve() != source:
         raise ConfigError(f"{results} is a run of {source}, not of {override_input}")
-    creds = make_credentials(opts, state.header["sandbox"], state.header.get("org_id"))
-    cfg = continued_config(state, creds, fixed=fixed, base_url=opts.get("base_url"), ims_url=opts.get("ims_url"),
-                           force=opts.get("force", False), **send_settings(opts),
-                           **({"on_existing": "skip"} if opts.get("skip_existing") else {}))
-    already = sum(1 for e in state.done.values() if e["outcome"] == "created")
-    record_settings(cfg)
-    CONSOLE.note(f"continuing the run of {source}: {already} rows created before, {len(state.in_flight)} in doubt "
-                 "(looked up before sending)")
-    summary = import_file(cfg, TqdmProgress(quiet=opts["quiet"]), prior=state, redo_failed=redo_failed,
-                          renumber=fixed is not None)
-    return report(summary)
+    sending = send_settings(opts)
+    endpoints, creds, server = continued_target(opts, results, state.header)
+    try:
+        cfg = continued_config(state, creds, results=results, fixed=fixed, force=opts.get("force", False),
+                               **endpoints, **sending,
+                               **({"on_existing": "skip"} if opts.get("skip_existing") else {}))
+        already = sum(1 for e in state.done.values() if e["outcome"] == "created")
+        record_settings(cfg)
+        CONSOLE.note(f"continuing the run of {source}: {already} rows created before, {len(state.in_flight)} in "
+                     f"doubt (looked up before sending); writing {cfg.results} again from its journal "
+                     f"{journal_path(results)}")
+        with resume_hint(cfg.results, opts):
+            summary = import_file(cfg, TqdmProgress(quiet=opts["quiet"]), prior=state, redo_failed=redo_failed,
+                                  renumber=fixed is not None)
+        return report(summary)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 @main.command("resume", context_settings=CONTEXT)
@@ -521,6 +588,7 @@ def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_i
                                                     "--on-existing the run had.")
 @continue_options
 @send_options
+@emulator_option
 @auth_options
 def resume_cmd(results: Path, **opts: Any) -> None:
     """Continue the run that wrote RESULTS after a crash, kill or Ctrl-C.
@@ -540,6 +608,7 @@ def resume_cmd(results: Path, **opts: Any) -> None:
                    "the run's input.")
 @continue_options
 @send_options
+@emulator_option
 @auth_options
 def retry_cmd(results: Path, fixed: Path | None, **opts: Any) -> None:
     """Send the failed rows of the run that wrote RESULTS again.
@@ -561,6 +630,7 @@ def retry_cmd(results: Path, fixed: Path | None, **opts: Any) -> None:
 @click.option("--base-url", help="Platform API base URL [the run's].")
 @click.option("--ims-url", help="IMS base URL [the run's].")
 @send_options
+@emulator_option
 @auth_options
 def rollback_cmd(results: Path, yes: bool, out: Path | None, force: bool, **opts: Any) -> None:
     """Delete the offers that the run which wrote RESULTS created.
@@ -590,11 +660,15 @@ def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dic
         restore = f" and restore {updated} offers it updated" if updated else ""
         ask(f"Delete {created} offers created by the run of {h['input']}{restore} in sandbox {h['sandbox']!r} "
             f"({h['api']})?", "rollback deletes offers")
-    creds = make_credentials(opts, h["sandbox"], h.get("org_id"))
-    api = api_config_of(state, creds, base_url=opts.get("base_url"), ims_url=opts.get("ims_url"),
-                        **send_settings(opts))
-    record_settings(api)
-    summary = rollback(state, api, out)
+    sending = send_settings(opts)
+    endpoints, creds, server = continued_target(opts, results, h)
+    try:
+        api = api_config_of(state, creds, **endpoints, **sending)
+        record_settings(api)
+        summary = rollback(state, api, out)
+    finally:
+        if server is not None:
+            server.stop()
     restored = f", {summary.restored} restored" if updated else ""
     CONSOLE.note(f"{summary.offers} offers: {summary.deleted} deleted, {summary.gone} already gone{restored}, "
                  f"{summary.failed} failed; details: {out}")
@@ -614,6 +688,7 @@ def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dic
 @click.option("--base-url", help="Platform API base URL [the run's].")
 @click.option("--ims-url", help="IMS base URL [the run's].")
 @send_options
+@emulator_option
 @auth_options
 def verify_cmd(results: Path, fix: bool, yes: bool, out: Path | None, **opts: Any) -> None:
     """Check that every offer the run which wrote RESULTS created exists once, with the run's content.
@@ -633,10 +708,15 @@ def _verify(results: Path, fix: bool, yes: bool, out: Path | None, opts: dict[st
 
     state = load_journal(journal_path(results))
     h = state.header
-    creds = make_credentials(opts, h["sandbox"], h.get("org_id"))
-    api = api_config_of(state, creds, base_url=opts.get("base_url"), ims_url=opts.get("ims_url"), **send_settings(opts))
-    record_settings(api)
-    return report_verification(state, api, results, out, fix, yes)
+    sending = send_settings(opts)
+    endpoints, creds, server = continued_target(opts, results, h)
+    try:
+        api = api_config_of(state, creds, **endpoints, **sending)
+        record_settings(api)
+        return report_verification(state, api, results, out, fix, yes)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def report_verification(state: Any, api: ApiConfig, results: Path, out: Path | None, fix: bool, yes: bool) -> int:
@@ -704,7 +784,14 @@ def check_auth_cmd(**opts: Any) -> None:
     run_guarded(run)
 
 
-main.add_command(check_auth_cmd, "whoami")
+def _alias(command: click.Command, of: str) -> click.Command:
+    alias = copy.copy(command)
+    alias.short_help = f"The same as {of}."
+    alias.help = f"The same as `bulkoffers {of}`.\n\n{command.help or ''}"
+    return alias
+
+
+main.add_command(_alias(check_auth_cmd, "check-auth"), "whoami")
 
 
 @main.command("template", context_settings=CONTEXT)

@@ -10,13 +10,15 @@ import re
 from dataclasses import dataclass, field
 
 from .config import MappingSpec
-from .errors import ConfigError
+from .errors import ConfigError, MissingName
 from .reader import SourceRow
 
 OFFER_FIELDS = ("name", "description", "status", "start_date", "end_date", "priority", "tags")
 REP_FIELDS = ("channel", "placement", "component_type", "format", "delivery_url", "link_url", "content", "language")
 FIELDS = ("offer_key", *OFFER_FIELDS, *REP_FIELDS)
-BOOKKEEPING = {"error", "sourcerow"}  # columns a failures file adds: known, never offer data
+# Columns bulkoffers itself writes that are never offer data: a failures file's error and source_row, and
+# the read-only columns of `export` (the offer's id, @id, etag and last change). Recognised and ignored.
+BOOKKEEPING = {"error", "sourcerow", "id", "atid", "etag", "modified"}
 _SEPARATORS = re.compile(r"[\s\-_]+")
 
 
@@ -87,6 +89,12 @@ def resolve_columns(headers: list[str], spec: MappingSpec = MappingSpec()) -> Co
         else:
             header_of[fname] = header
     if "name" not in header_of and "name" not in defaults:
-        raise ConfigError(f"no 'name' column among: {', '.join(headers)}",
+        raise MissingName(f"no 'name' column among: {', '.join(headers)}",
                           hint="add a name column, or map yours with --mapping (see README, 'Mapping files')")
     return ColumnMap(header_of, defaults, tuple(unknown))
+
+
+def has_name_column(headers: list[str], spec: MappingSpec = MappingSpec()) -> bool:
+    explicit = {normalize(h): f for h, f in spec.columns}
+    return any((explicit.get(normalize(h)) or _CANONICAL.get(normalize(h))) == "name" for h in headers) or \
+        any(f == "name" for f, _ in spec.defaults)

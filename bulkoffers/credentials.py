@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import DEFAULT_SCOPES, Credentials
 from .errors import ConfigError
+from .redact import MIN_SECRET
 
 FIELDS = ("client_id", "client_secret", "org_id", "sandbox", "scopes", "access_token")
 ENV = {f: f"BULKOFFERS_{f.upper()}" for f in FIELDS}
@@ -143,6 +144,14 @@ def checked(resolved: Resolved, sandbox: str | None = None, org_id: str | None =
     """The credentials to use, checked for completeness. A continued run (resume, retry, rollback)
     passes its journal's sandbox, and its org when none is configured."""
     creds = resolved.credentials
+    for name in SECRET_FIELDS:
+        value = getattr(creds, name)
+        if value and len(value) < MIN_SECRET:
+            origin = resolved.origins.get(name, "")
+            where = {"flag": f"--{name.replace('_', '-')}", "env": ENV[name]}.get(origin, origin)
+            raise ConfigError(f"the {name.replace('_', ' ')} from {where} is {len(value)} character{'s' if len(value) != 1 else ''} long: not a real "
+                              f"one (Adobe's are far longer), and too short to be kept out of logs",
+                              hint=f"set the {name.replace('_', ' ')} from the Developer Console credential")
     if sandbox is not None:
         creds = dataclasses.replace(creds, sandbox=sandbox)
     if org_id is not None and not creds.org_id:

@@ -11,6 +11,7 @@ a fatal API error, an unreadable line) are swept into results as `skipped` / not
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import random
 import signal
@@ -41,7 +42,7 @@ class Progress(Protocol):
     def advance(self, result: RowResult, rate: float) -> None: ...
     def status(self, text: str) -> None: ...
     def note(self, message: str) -> None: ...
-    def close(self) -> None: ...
+    def close(self, stopped: str = "") -> None: ...
 
 
 class NoProgress:
@@ -49,7 +50,7 @@ class NoProgress:
     def advance(self, result: RowResult, rate: float) -> None: ...
     def status(self, text: str) -> None: ...
     def note(self, message: str) -> None: ...
-    def close(self) -> None: ...
+    def close(self, stopped: str = "") -> None: ...
 
 
 class Importer:
@@ -155,7 +156,8 @@ class Importer:
                 journal_path(cfg.results).unlink(missing_ok=True)  # --force: a new run, a new journal
             self.journal = Journal(journal_path(cfg.results), redact)
             mode = "retry" if self.redo_failed else "resume" if self.prior else "import"
-            self.journal.start(run_header(cfg, lib.container_id, mode, loaded.table.digest or "",
+            read_as = dataclasses.replace(cfg, read=loaded.table.options)  # the sheet read, if it was picked
+            self.journal.start(run_header(read_as, lib.container_id, mode, loaded.table.digest or "",
                                           loaded.table.headers if self.prior is None else None))
             headers = loaded.table.headers
             if self.prior is not None and self.prior.header.get("headers") and self.renumber:
@@ -173,6 +175,8 @@ class Importer:
                     tg.cancel_scope.cancel()  # stops the signal watcher and the ticker
             finally:
                 with anyio.CancelScope(shield=True):
+                    if self.stopped is not None:  # the bar stays where the run stopped; the sweep is not progress
+                        self.progress.close(stopped="stopped")
                     await anyio.to_thread.run_sync(self._sweep)
                     if self.prior is not None:  # rows of the earlier run this input did not include
                         self.record([self.prior.result(r) for r in sorted(self.prior.done)

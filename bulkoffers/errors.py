@@ -2,6 +2,8 @@
 
     BulkOffersError
     ├── ConfigError        flags, mapping file, credentials or output paths are wrong       (exit 2)
+    │   └── MissingName    no column gives the offers' names (a workbook may hold them on
+    │                      another sheet: source.load looks there)
     ├── InputError         the spreadsheet cannot be read (at all, or past some line)         (exit 3)
     ├── RowError           one row is invalid: collected per offer and written to results;
     │                      it never stops a run                                             (exit 1)
@@ -39,6 +41,10 @@ class BulkOffersError(Exception):
 
 class ConfigError(BulkOffersError):
     """Wrong flags, mapping file, credentials or output paths."""
+
+
+class MissingName(ConfigError):
+    """No column gives the offers' names (the one column every file needs)."""
 
 
 class InputError(BulkOffersError):

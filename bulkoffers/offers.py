@@ -24,6 +24,11 @@ COMPONENT_ALIASES = {"imagelink": "imagelink", "image": "imagelink", "img": "ima
                      "text": "text", "componenttext": "text", "plaintext": "text", "json": "json"}
 DEFAULT_FORMATS = {"html": "text/html", "text": "text/plain", "json": "application/json"}
 MAX_CONTENT_BYTES = 1024  # Adobe guardrail: representation content of one offer, all placements together
+MAX_ATTRIBUTE_BYTES = 1024  # Adobe guardrail: "about 1 KB per offer"; no single attribute may exceed it
+# C0 controls but tab, line feed and carriage return (which cells may hold), and DEL: never meant in an
+# offer, and the API stores them as they are. Refused rather than stripped: a NUL in a name is a sign of
+# a broken export, and the user should see the row, not a silently different name.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_OFFERS = 10_000  # Adobe guardrail: offers per sandbox
 MAX_PLACEMENTS = 1_000  # Adobe guardrail: placements per sandbox
 _MIME = re.compile(r"^[\w.+-]+/[\w.+-]+$")
@@ -334,10 +339,43 @@ class Context:
     default_status: str = "approved"
 
 
+def cell_problems(row: SourceRow, cmap: ColumnMap) -> list[RowError]:
+    """Problems of the row's cells themselves, whatever their column: a formula the reader could not
+    read, a control character, more than the guardrail's 1 KB. (Checked on the whole row first: the
+    per-cell pass runs only for a row that has one.)"""
+    cells = row.cells
+    if not row.notes and not _CONTROL.search(joined := "".join(cells.values())) and \
+            len(joined) <= MAX_ATTRIBUTE_BYTES // 4:
+        return []
+    out = []
+    notes = row.notes or {}
+    for header in cmap.header_of.values():
+        if header in notes:
+            out.append(RowError(row.number, header, notes[header]))
+            continue
+        value = cells.get(header, "")
+        if (bad := _CONTROL.search(value)) is not None:
+            out.append(RowError(row.number, header, f"holds the control character U+{ord(bad[0]):04X} at position "
+                                                    f"{bad.start() + 1}; remove it (control characters are not sent)"))
+        elif len(value) > MAX_ATTRIBUTE_BYTES // 4 and (size := len(value.strip().encode())) > MAX_ATTRIBUTE_BYTES:
+            out.append(RowError(row.number, header, f"is {size:,} bytes; Adobe's guardrail is about 1 KB "
+                                                    f"({MAX_ATTRIBUTE_BYTES:,} bytes) per offer attribute: shorten it"))
+    return out
+
+
 def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) -> Prepared:
     """Validates one offer's rows and assembles it. Offer-level columns come from the first row; a later
     row may leave them empty but may not contradict them."""
     prepared = Prepared(key, rows)
+    flagged: set[tuple[int, str]] = set()  # (row, column) a cell problem names: not reported twice
+    for row in rows:
+        for problem in cell_problems(row, cmap):
+            prepared.problems.append(problem)
+            flagged.add((problem.row, problem.column))
+
+    def unflagged(found: list[RowError]) -> list[RowError]:
+        return [p for p in found if (p.row, p.column) not in flagged] if flagged else found
+
     first = rows[0]
     first_values = cmap.values(first, OFFER_FIELDS)
     values: dict[str, str] = {**first_values, "api": ctx.api}
@@ -346,7 +384,7 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
     try:
         offer_fields = OfferFields.model_validate(values)
     except ValidationError as exc:
-        prepared.problems += _problems(exc, first.number, cmap)
+        prepared.problems += unflagged(_problems(exc, first.number, cmap))
     reps: dict[tuple[str, str], list[Component]] = {}
     rep_rows: dict[tuple[str, str], int] = {}
     for row in rows:
@@ -360,7 +398,7 @@ def build_offer(key: str, rows: list[SourceRow], cmap: ColumnMap, ctx: Context) 
         try:
             rep = RepFields.model_validate({"api": ctx.api, **cmap.values(row, REP_FIELDS)})
         except ValidationError as exc:
-            prepared.problems += _problems(exc, row.number, cmap)
+            prepared.problems += unflagged(_problems(exc, row.number, cmap))
             continue
         rep_rows.setdefault((rep.channel, rep.placement), row.number)
         reps.setdefault((rep.channel, rep.placement), []).append(Component(

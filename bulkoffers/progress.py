@@ -56,7 +56,10 @@ class TqdmProgress:
         else:
             print(message, file=sys.stderr, flush=True)
 
-    def close(self) -> None:
+    def close(self, stopped: str = "") -> None:
+        """Ends the bar; `stopped` says the run ended early, so the bar keeps its count honestly."""
         if self._bar is not None:
+            if stopped:
+                self._bar.set_description_str(stopped, refresh=False)
             self._bar.close()
             self._bar = None

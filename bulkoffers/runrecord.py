@@ -222,27 +222,44 @@ def api_config_of(state: JournalState, credentials: Credentials, *, base_url: st
                      **sending)
 
 
-def continued_config(state: JournalState, credentials: Credentials, *, fixed: Path | None = None,
-                     base_url: str | None = None, ims_url: str | None = None, **overrides: Any) -> ImportConfig:
+def continued_config(state: JournalState, credentials: Credentials, *, results: Path | None = None,
+                     fixed: Path | None = None, base_url: str | None = None, ims_url: str | None = None,
+                     **overrides: Any) -> ImportConfig:
     """The ImportConfig of a run that continues `state` (resume, retry): input, sandbox, API, reading
     and mapping as the run had them; credentials and `overrides` (how to send: rate, retry,
-    concurrency, force, ...) from the command line. `fixed` is a failures file to read instead of the
-    input (retry --from); its rows carry their row in the original input."""
+    concurrency, force, ...) from the command line. `results`: the results file the user named (the
+    journal beside it was read), written again there even when the run wrote it elsewhere, with its
+    failures file beside it. `fixed` is a failures file to read instead of the input (retry --from);
+    its rows carry their row in the original input."""
     h = state.header
     source = Path(h["input"])
     if fixed is None and not source.exists():
         raise ConfigError(f"the run's input {source} is gone", hint="put it back where it was")
     failures = Path(h["failures"])
+    if results is None or results.resolve() == Path(h["results"]).resolve():
+        results = Path(h["results"])
+    else:  # the files moved since the run: they follow the results file named
+        failures = failures_beside(results)
     if fixed is not None and fixed.resolve() == failures.resolve():
         failures = fixed.with_name(f"{fixed.stem}.{time.strftime('%Y%m%d-%H%M%S')}.failures.csv")
     return ImportConfig(
-        input=fixed or source, results=Path(h["results"]), failures=failures,
+        input=fixed or source, results=results, failures=failures,
         target=target_of(state, base_url, ims_url),
         credentials=dataclasses.replace(credentials, sandbox=h["sandbox"]),
         read=ReadOptions() if fixed is not None else ReadOptions(sheet=h.get("sheet"), delimiter=h.get("delimiter")),
         mapping=MappingSpec(tuple(map(tuple, h["mapping"]["columns"])), tuple(map(tuple, h["mapping"]["defaults"]))),
         default_status=h["default_status"],
         **{"on_existing": h.get("on_existing", "create"), "preflight": h.get("preflight", False), **overrides})
+
+
+def failures_beside(results: Path) -> Path:
+    """The failures file that goes with a results file: NAME.results.csv → NAME.failures.csv, else
+    NAME.failures.csv beside RESULTS."""
+    name = results.name
+    for suffix in (".results.csv", ".csv"):
+        if name.endswith(suffix):
+            return results.with_name(name.removesuffix(suffix) + ".failures.csv")
+    return results.with_name(name + ".failures.csv")
 
 
 def latest_results(input_path: Path) -> Path:

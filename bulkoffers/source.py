@@ -6,6 +6,7 @@ the network: the dry run.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from .columns import ColumnMap, resolve_columns
+from .columns import ColumnMap, MissingName, has_name_column, resolve_columns
 from .config import Api, ImportConfig
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .grouping import Plan, plan, prepare
 from .offers import MAX_PLACEMENTS, Context, Prepared
 from .payloads import payload
@@ -55,13 +56,21 @@ def renumbered(rows: Iterator[SourceRow], path: Path) -> Iterator[SourceRow]:
 
 def load(cfg: ImportConfig, renumber: bool = False) -> Loaded:
     """Open the input, map its columns and make pass 1 (grouping plan)."""
+    warnings: list[str] = []
     table = Table(cfg.input, cfg.read)
-    cmap = resolve_columns(table.headers, cfg.mapping)
-    warnings = []
-    if cmap.unknown:
-        warnings.append(f"{cfg.input}: column(s) not used: {', '.join(repr(h) for h in cmap.unknown)} "
+    if table.kind == "csv" and cfg.read.sheet is not None:
+        warnings.append(f"{cfg.input}: --sheet is for workbooks; a CSV has one table, read as it is")
+    table, cmap = _columns(table, cfg, warnings)
+    unknown = _repeated_columns(table, cmap, warnings)
+    if unknown:
+        warnings.append(f"{table.where()}: column(s) not used: {', '.join(repr(h) for h in unknown)} "
                         "(map them with --mapping if they hold offer data)")
     the_plan = plan(rows_of(table, renumber), cmap)
+    warnings += table.warnings
+    if the_plan.rows == 0:
+        raise InputError(f"{table.where()}: has a header row and no rows of offers under it",
+                         hint="add the offers under the header" + (", or choose the sheet with --sheet NAME"
+                                                                   if table.kind == "excel" else ""))
     if cfg.target.api == "xcore":
         for f in ("description", "start_date", "end_date", "priority"):
             if f in the_plan.filled:
@@ -71,6 +80,46 @@ def load(cfg: ImportConfig, renumber: bool = False) -> Loaded:
         warnings.append(f"{cfg.input}: more than {MAX_PLACEMENTS:,} distinct placements; Adobe's guardrail is "
                         f"{MAX_PLACEMENTS:,} per sandbox")
     return Loaded(table, cmap, the_plan, Context(cfg.target.api, cfg.default_status), warnings, renumber)
+
+
+def _columns(table: Table, cfg: ImportConfig, warnings: list[str]) -> tuple[Table, ColumnMap]:
+    """Maps the columns. A workbook whose first sheet has no name column (notes, a cover sheet) is read
+    from the only sheet that has one, with a warning; with several, the user names it."""
+    try:
+        return table, resolve_columns(table.headers, cfg.mapping)
+    except MissingName as exc:
+        if table.kind != "excel" or cfg.read.sheet is not None:
+            raise MissingName(f"{table.where()}: {exc.args[0]}", hint=exc.hint) from None
+        first, sheets = table.sheet_name(), table.sheet_names()
+        fits = []
+        for name in sheets[1:]:
+            other = Table(cfg.input, replace(cfg.read, sheet=name))
+            if has_name_column(other.headers, cfg.mapping):
+                fits.append(other)
+        listed = ", ".join(repr(n) for n in sheets)
+        if len(fits) != 1:
+            which = "several sheets have one" if fits else "no other sheet has one either"
+            raise MissingName(f"{cfg.input}: the first sheet, {first!r}, has no 'name' column, and {which} "
+                             f"(sheets: {listed})", hint="name the sheet of offers with --sheet NAME") from None
+        table = fits[0]
+        warnings.append(f"{cfg.input}: read sheet {table.sheet_name()!r}, the only one with a name column (the first "
+                        f"sheet, {first!r}, has none; sheets: {listed}); pass --sheet to choose another")
+        return table, resolve_columns(table.headers, cfg.mapping)
+
+
+def _repeated_columns(table: Table, cmap: ColumnMap, warnings: list[str]) -> list[str]:
+    """A header written twice (pandas reads the second as `Name.1`): refused when it is offer data,
+    since either copy could be meant; otherwise named once. Returns the unknown columns left to report."""
+    renamed = {h: table.written[h] for h in cmap.unknown if table.written.get(h, h) != h}
+    for written, letters in table.repeated.items():
+        columns = " and ".join(letters) if len(letters) == 2 else ", ".join(letters)
+        used = next((f for f, h in cmap.header_of.items() if table.written.get(h) == written), None)
+        if used is not None:
+            raise InputError(f"{table.where()}: column {written!r} appears {len(letters)} times (columns {columns})",
+                             hint=f"keep one {written!r} column: rename or remove the others") from None
+        warnings.append(f"{table.where()}: column {written!r} appears {len(letters)} times (columns {columns}); "
+                        "none of them is used")
+    return [h for h in cmap.unknown if h not in renamed and table.written.get(h, h) not in table.repeated]
 
 
 def row_results(prepared: Prepared, cmap: ColumnMap, outcome: str, **kw: Any) -> list[RowResult]:
@@ -100,13 +149,14 @@ def validate(cfg: ImportConfig, on_line: Callable[[str], None], sandbox: Snapsho
     catalog = Catalog(sandbox.placements, cfg.credentials.sandbox) if sandbox and sandbox.placements is not None \
         else None
     budget = OfferBudget(sandbox.offer_count) if sandbox and sandbox.offers is not None else None
+    where_from = loaded.table.where()  # the file, and for a workbook its sheet
     try:
         for prepared in prepared_offers(loaded, api, catalog):
             rows = [r.number for r in prepared.rows]
             if prepared.offer is None:
                 counts["invalid"] += len(rows)
                 for p in prepared.problems:
-                    on_line(f"{cfg.input}: {p}")
+                    on_line(f"{where_from}: {p}")
                 continue
             body = prepared.body
             assert body is not None
@@ -114,13 +164,13 @@ def validate(cfg: ImportConfig, on_line: Callable[[str], None], sandbox: Snapsho
                 d = decide(body, prepared.offer.name, sandbox.offers.get(prepared.offer.name, []), cfg.on_existing, api)
                 if d.action == "create" and budget is not None and (full := budget.take()):
                     counts["invalid"] += len(rows)
-                    on_line(f"{cfg.input}: row {rows[0]}, {loaded.cmap.column('name')}: {full}")
+                    on_line(f"{where_from}: row {rows[0]}, {loaded.cmap.column('name')}: {full}")
                     continue
                 counts[d.action] = counts.get(d.action, 0) + len(rows)
                 what = {"update": f"update ({d.changes})", "create": "create", "unchanged": "unchanged"}.get(
                     d.action, f"{d.action}: {d.note}")
                 where = f"row {rows[0]}" if len(rows) == 1 else f"rows {', '.join(map(str, rows))}"
-                on_line(f"{cfg.input}: {where}, {prepared.offer.name!r}: {what}")
+                on_line(f"{where_from}: {where}, {prepared.offer.name!r}: {what}")
             counts["valid"] += len(rows)
             summary.offers += 1
             if writer:

@@ -119,7 +119,7 @@ def test_check_auth_names_the_header_to_fix(emulator: EmulatorServer, tmp_path: 
 
 def test_plain_http_to_another_host_is_refused(tmp_path: Path) -> None:
     out = run_cli("check-auth", "--base-url", "http://platform.example.com", "--client-id", "x",
-                  "--client-secret", "y", "--org-id", "z", cwd=tmp_path)
+                  "--client-secret", "a-long-enough-secret", "--org-id", "z", cwd=tmp_path)
     assert out.returncode == 2 and "plain http to another host" in out.stderr
 
 
@@ -174,3 +174,14 @@ def test_no_secret_reaches_any_output(tmp_path: Path) -> None:
     assert len(texts) >= 10 and tokens
     for value in [secret, *tokens]:
         assert not any(value in t for t in texts), value
+
+
+def test_redaction_masks_whole_values_and_never_spells_a_secret() -> None:
+    """A secret is masked with the value around it (a token with a prefix, a query value), and a
+    'secret' too short to hide safely is never used for masking: masking its letters in ordinary words
+    would spell it out."""
+    from bulkoffers.redact import Redactor
+
+    redact = Redactor(["s3cr3t-Value-99", "e"])
+    text = redact("refused: Bearer xs3cr3t-Value-99y, url?client_secret=s3cr3t-Value-99&x=1 \"s3cr3t-Value-99\"")
+    assert text == "refused: Bearer ***, url?client_secret=***&x=1 \"***\""

@@ -689,3 +689,15 @@ def test_the_emulator_command_serves_with_fault_flags(tmp_path: Any) -> None:
         proc.terminate()
         proc.wait(timeout=10)
     assert db.exists() and db.stat().st_size > 0
+
+
+def test_set_faults_takes_a_faults_object_or_keywords() -> None:
+    """`emu.set_faults(latency_ms=5)` changes one setting and keeps the others; an unknown name is a
+    ValueError that names it."""
+    with EmulatorServer(EmulatorConfig(faults=Faults(rate_limit=50))) as emu:
+        emu.set_faults(latency_ms=5)
+        assert emu.stats()["faults"]["latency_ms"] == 5 and emu.stats()["faults"]["rate_limit"] == 50
+        emu.set_faults(Faults(error_rate=0.5))
+        assert emu.stats()["faults"]["rate_limit"] is None and emu.stats()["faults"]["error_rate"] == 0.5
+        with pytest.raises(ValueError, match="latency"):
+            emu.set_faults(latency=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import threading
 from concurrent.futures import Future
@@ -81,9 +82,16 @@ class EmulatorServer:
 
         return self._call(read)
 
-    def set_faults(self, faults: Faults) -> None:
+    def set_faults(self, faults: Faults | None = None, /, **changes: Any) -> None:
+        """Switches faults on while it runs: a whole `Faults`, or changes to the current ones by keyword
+        (`set_faults(latency_ms=5, rate_limit=20)`). Raises ValueError naming a wrong setting."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(Faults)}
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
+
         async def apply() -> None:
-            self.state.set_faults(faults)
+            base = faults if faults is not None else self.state.faults
+            self.state.set_faults(dataclasses.replace(base, **changes) if changes else base)
 
         self._call(apply)
 
