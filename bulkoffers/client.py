@@ -51,6 +51,7 @@ class Found:
     etag: Any = None  # DPS etag or xcore repo:etag
     created: str = ""  # when the service stored it (its clock)
     creator: str = ""  # the client id (or account) that created it
+    modified: str = ""  # when it last changed (its clock)
 
 
 @dataclass(frozen=True)
@@ -282,12 +283,14 @@ class OfferLibrary:
         if self.target.api == "dps":
             return Found(str(item.get("id", "")), str(item.get("@id") or item.get("id", "")), str(item.get("name", "")),
                          item, item.get("etag"), str(item.get("created") or item.get("createdDate") or ""),
-                         str(item.get("createdByClientId") or item.get("createdBy") or ""))
+                         str(item.get("createdByClientId") or item.get("createdBy") or ""),
+                         str(item.get("modified") or item.get("lastModifiedDate") or ""))
         raw = item.get("_instance")
         instance: dict[str, Any] = raw if isinstance(raw, dict) else {}
         return Found(str(item.get("instanceId", "")), str(item.get("@id") or instance.get("@id", "")),
                      offer_name(instance), instance, item.get("repo:etag"), str(item.get("repo:createdDate") or ""),
-                     str(item.get("repo:createdByClientId") or item.get("repo:createdBy") or ""))
+                     str(item.get("repo:createdByClientId") or item.get("repo:createdBy") or ""),
+                     str(item.get("repo:lastModifiedDate") or ""))
 
     def total(self, body: Any) -> int | None:
         """How many items a list or search says it has (xcore keeps the count inside `_embedded`)."""

@@ -140,8 +140,10 @@ def preflight(prepared: Prepared, catalog: Catalog, cmap: ColumnMap) -> None:
     for rep in offer.representations:
         placement = catalog.by_id.get(rep.placement)
         named = catalog.by_name.get(rep.placement, [])
+        if placement is None and len(named) > 1:  # a name several placements share: the one of this channel
+            named = [p for p in named if p.channel == rep.channel] or named
         if placement is None and len(named) == 1:
-            placement = named[0]  # a name where the id belongs, and only one placement has it
+            placement = named[0]  # a name where the id belongs, and only one placement (of the channel) has it
         if placement is None:
             why = (f"{len(named)} placements are named {rep.placement!r} ({', '.join(p.id for p in named)}): "
                    "give the id") if named else f"{rep.placement!r} is not a placement of sandbox {catalog.sandbox!r}"
