@@ -24,6 +24,8 @@ PROJECT_JSON = {"project": {"id": "p", "org": {"id": "1", "name": "Org", "ims_or
 
 
 def test_precedence_flags_env_dotenv_config(tmp_path: Path) -> None:
+    """Each value comes from the first source that has it (flag, environment, .env, config file), the origin
+    is recorded, and describe() never shows a secret."""
     (tmp_path / ".env").write_text("BULKOFFERS_CLIENT_ID=dotenv-id\nBULKOFFERS_ORG_ID='DOTENV@AdobeOrg'\n"
                                    "export BULKOFFERS_SANDBOX=dotenv-sb\n")
     (tmp_path / "bulkoffers.toml").write_text('[credentials]\nclient_id = "toml-id"\norg_id = "TOML@AdobeOrg"\n'
@@ -41,6 +43,7 @@ def test_precedence_flags_env_dotenv_config(tmp_path: Path) -> None:
 
 
 def test_defaults_and_adobe_json_files(tmp_path: Path) -> None:
+    """Sandbox and scopes have defaults; both shapes of Adobe's Developer Console credential JSON are read."""
     got = resolve({}, {}, tmp_path)
     assert got.credentials.sandbox == "prod" and got.credentials.scopes == DEFAULT_SCOPES
     nested = tmp_path / "project.json"
@@ -60,6 +63,7 @@ def test_defaults_and_adobe_json_files(tmp_path: Path) -> None:
     ('[credentials]\ncolour = "red"\n', r"unknown setting\(s\) colour"),
 ])
 def test_bad_config_files(tmp_path: Path, content: str, needle: str) -> None:
+    """A broken config file is a ConfigError that says what is wrong with it."""
     (tmp_path / "bulkoffers.toml").write_text(content)
     with pytest.raises(ConfigError, match=needle):
         resolve({}, {}, tmp_path)
@@ -72,6 +76,7 @@ def check_auth(emu: EmulatorServer, cwd: Path, *args: str, **env: str) -> tuple[
 
 @pytest.mark.parametrize("source", ["flags", "env", "dotenv", "toml", "json"])
 def test_each_source_works_end_to_end(emulator: EmulatorServer, tmp_path: Path, source: str) -> None:
+    """check-auth succeeds against the emulator with credentials from each source alone."""
     args: list[str] = []
     env: dict[str, str] = {}
     if source == "flags":
@@ -100,6 +105,8 @@ def test_each_source_works_end_to_end(emulator: EmulatorServer, tmp_path: Path, 
 
 
 def test_flag_beats_a_wrong_environment(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """A wrong secret in the environment is refused by IMS (and not printed); the right one as a flag wins
+    over it."""
     env = {"BULKOFFERS_CLIENT_ID": DEFAULT_CLIENT_ID, "BULKOFFERS_CLIENT_SECRET": "wrong-secret",
            "BULKOFFERS_ORG_ID": DEFAULT_ORG_ID}
     code, text = check_auth(emulator, tmp_path, **env)
@@ -109,6 +116,8 @@ def test_flag_beats_a_wrong_environment(emulator: EmulatorServer, tmp_path: Path
 
 
 def test_check_auth_names_the_header_to_fix(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """A wrong org id names the x-gw-ims-org-id header and --org-id; a refused access token says so without
+    printing it."""
     code, text = check_auth(emulator, tmp_path, "--client-id", DEFAULT_CLIENT_ID, "--client-secret",
                             DEFAULT_CLIENT_SECRET, "--org-id", "OTHER@AdobeOrg")
     assert code == 2 and "x-gw-ims-org-id: --org-id must be the organization" in text
@@ -118,12 +127,14 @@ def test_check_auth_names_the_header_to_fix(emulator: EmulatorServer, tmp_path: 
 
 
 def test_plain_http_to_another_host_is_refused(tmp_path: Path) -> None:
+    """Plain http is refused for any host but this machine (tokens never travel unencrypted)."""
     out = run_cli("check-auth", "--base-url", "http://platform.example.com", "--client-id", "x",
                   "--client-secret", "a-long-enough-secret", "--org-id", "z", cwd=tmp_path)
     assert out.returncode == 2 and "plain http to another host" in out.stderr
 
 
 def test_token_expiring_mid_run_is_refreshed(tmp_path: Path) -> None:
+    """With one-second tokens, a run fetches new ones as they expire and creates every offer."""
     with EmulatorServer(EmulatorConfig(token_ttl=1)) as emu:
         source = write_offers(tmp_path / "o.csv", 30)
         out = run_cli("import", str(source), "--results", str(tmp_path / "r.csv"), "--base-url", emu.url,
@@ -153,6 +164,8 @@ def test_a_refused_static_token_stops_the_run_at_once(emulator: EmulatorServer, 
 
 
 def test_no_secret_reaches_any_output(tmp_path: Path) -> None:
+    """A run of every command with --verbose: the secret and every token the emulator issued appear in no
+    output, file, journal or log."""
     secret = "Sup3r-Secret-Value-42"
     with EmulatorServer(EmulatorConfig(client_secret=secret)) as emu:
         env = cli_env(BULKOFFERS_CLIENT_ID=DEFAULT_CLIENT_ID, BULKOFFERS_CLIENT_SECRET=secret,

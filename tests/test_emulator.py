@@ -550,6 +550,7 @@ def _fire(emu: EmulatorServer, n: int, name: str = "f") -> list[Any]:
 
 
 def test_commit_then_drop_stores_but_never_answers(emulator: EmulatorServer) -> None:
+    """Commit-then-drop: the offer is stored and the connection closed without an answer."""
     emulator.set_faults(Faults(drop_rate=1.0, scope="create"))
     outcomes = _fire(emulator, 3)
     assert all(o == "ServerDisconnectedError" for o in outcomes), outcomes
@@ -558,6 +559,7 @@ def test_commit_then_drop_stores_but_never_answers(emulator: EmulatorServer) -> 
 
 
 def test_reset_before_processing_stores_nothing(emulator: EmulatorServer) -> None:
+    """A reset before processing closes the connection and stores nothing."""
     emulator.set_faults(Faults(reset_rate=1.0))
     outcomes = _fire(emulator, 3)
     assert all(isinstance(o, str) for o in outcomes), outcomes
@@ -565,6 +567,7 @@ def test_reset_before_processing_stores_nothing(emulator: EmulatorServer) -> Non
 
 
 def test_random_server_errors_are_reproducible_with_a_seed() -> None:
+    """Random 5xx follow the seed: two runs give the same answers, and only the 201s stored offers."""
     runs = []
     for _ in range(2):
         with EmulatorServer(EmulatorConfig(faults=Faults(error_rate=0.5, seed=7))) as emu:
@@ -577,6 +580,8 @@ def test_random_server_errors_are_reproducible_with_a_seed() -> None:
 
 @pytest.mark.parametrize("retry_after", [True, False])
 def test_rate_limit_answers_429(retry_after: bool) -> None:
+    """Beyond the rate limit in a 1-second window the answer is 429, with or without Retry-After as
+    configured."""
     with EmulatorServer(EmulatorConfig(faults=Faults(rate_limit=5, retry_after=retry_after))) as emu:
         async def go(api: Api) -> list[tuple[int, str | None]]:
             out = []
@@ -592,6 +597,7 @@ def test_rate_limit_answers_429(retry_after: bool) -> None:
 
 
 def test_latency_and_slow_answers() -> None:
+    """Latency delays every answer; a slow answer outlasts a client timeout."""
     with EmulatorServer(EmulatorConfig(faults=Faults(latency_ms=150, jitter_ms=50))) as emu:
         start = time.monotonic()
         _fire(emu, 2)
@@ -610,6 +616,7 @@ def test_latency_and_slow_answers() -> None:
 
 
 def test_stats_count_creates_per_second_window(emulator: EmulatorServer) -> None:
+    """Stats count creates, statuses and the most creates in any 1-second window."""
     _fire(emulator, 6)
     stats = emulator.stats()
     assert stats["creates_seen"] == 6 and stats["max_creates_per_second"] == 6
@@ -617,6 +624,8 @@ def test_stats_count_creates_per_second_window(emulator: EmulatorServer) -> None
 
 
 def test_admin_endpoints_set_faults_and_reset(emulator: EmulatorServer) -> None:
+    """The admin endpoints switch faults on and off (an unknown setting is a 400 naming it), list offers and
+    reset the state."""
     async def go(api: Api) -> None:
         async with api.s.post(api.url + "/__emulator/faults", json={"error_rate": 1.0}) as r:
             assert r.status == 200
@@ -638,6 +647,7 @@ def test_admin_endpoints_set_faults_and_reset(emulator: EmulatorServer) -> None:
 
 
 def test_sqlite_persistence_survives_restart(tmp_path: Any) -> None:
+    """With --db, offers survive a restart and are found by name again."""
     db = str(tmp_path / "state.sqlite")
     with EmulatorServer(EmulatorConfig(db=db)) as emu:
         _fire(emu, 2, "kept")
@@ -652,6 +662,8 @@ def test_sqlite_persistence_survives_restart(tmp_path: Any) -> None:
 
 
 def test_the_emulator_command_serves_with_fault_flags(tmp_path: Any) -> None:
+    """`bulkoffers emulator` serves on a free port with the fault flags given (here a rate limit without
+    Retry-After) and its state file."""
     import json as _json
     import re
     import subprocess

@@ -37,6 +37,8 @@ def assert_complete(emu: EmulatorServer, results: Path, n: int) -> list[dict[str
 
 
 def test_sigkill_at_random_points_then_resume_creates_each_offer_once(tmp_path: Path) -> None:
+    """SIGKILL at random moments under lost answers, resets and 5xx, then resume until done: every offer
+    exists once and results list every row once."""
     n = 80
     rng = random.Random(1234)
     source = write_offers(tmp_path / "offers.csv", n)
@@ -67,6 +69,7 @@ def test_sigkill_at_random_points_then_resume_creates_each_offer_once(tmp_path: 
 
 
 def test_import_resume_flag_finds_the_last_run(tmp_path: Path) -> None:
+    """import FILE --resume finds the newest run of FILE by its results file and journal and finishes it."""
     source = write_offers(tmp_path / "offers.csv", 30)
     with EmulatorServer(EmulatorConfig()) as emu:
         proc = start("import", str(source), *emulator_args(emu), "--rate", "15", "--settle", "1")
@@ -83,6 +86,8 @@ def test_import_resume_flag_finds_the_last_run(tmp_path: Path) -> None:
 
 
 def test_changed_input_is_refused_unless_forced(tmp_path: Path) -> None:
+    """Resume refuses an input whose SHA-256 changed since the run, naming --force; forced, only the new row
+    is sent."""
     source = write_offers(tmp_path / "offers.csv", 3)
     results = tmp_path / "r.csv"
     with EmulatorServer(EmulatorConfig()) as emu:
@@ -99,6 +104,7 @@ def test_changed_input_is_refused_unless_forced(tmp_path: Path) -> None:
 
 
 def test_retry_sends_only_failed_rows_and_updates_results(tmp_path: Path) -> None:
+    """retry sends only the rows that failed, and their outcomes replace the failures in RESULTS."""
     source = write_offers(tmp_path / "offers.csv", 20)
     results = tmp_path / "r.csv"
     with EmulatorServer(EmulatorConfig(faults=Faults(error_rate=0.5, seed=2, scope="create"))) as emu:
@@ -121,6 +127,8 @@ def test_retry_sends_only_failed_rows_and_updates_results(tmp_path: Path) -> Non
 
 
 def test_retry_from_a_fixed_failures_file(tmp_path: Path) -> None:
+    """retry --from takes the fixed failures file, matched by source_row, and puts the outcome on the run's
+    own row."""
     source = tmp_path / "offers.csv"
     source.write_text("name,channel,placement,component_type,delivery_url\n"
                       "Good,web,offerPlacementWeb01,imagelink,https://x.com/a.png\n"
@@ -144,6 +152,8 @@ def test_retry_from_a_fixed_failures_file(tmp_path: Path) -> None:
 
 
 def test_skip_existing_makes_a_rerun_harmless(tmp_path: Path) -> None:
+    """Re-running a spreadsheet with --skip-existing lists every page and skips each row with the existing
+    id: nothing new is created."""
     source = write_offers(tmp_path / "offers.csv", 12)
     with EmulatorServer(EmulatorConfig(page_limit=5)) as emu:  # small pages: the listing must follow next links
         assert run_cli("import", str(source), "--results", str(tmp_path / "1.csv"), *emulator_args(emu),
@@ -160,6 +170,8 @@ def test_skip_existing_makes_a_rerun_harmless(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("api", ["dps", "xcore"])
 def test_rollback_deletes_what_the_run_created(tmp_path: Path, api: str) -> None:
+    """rollback (DPS and xcore) asks first, then deletes exactly the offers the run created and leaves other
+    offers alone."""
     source = tmp_path / "offers.csv"
     placement = "xcore:offer-placement:1250c9f1a2b3c4d6" if api == "xcore" else "offerPlacementWeb01"
     source.write_text("name,channel,placement,component_type,delivery_url\n" + "".join(
@@ -193,6 +205,7 @@ def _kill_when(proc: subprocess.Popen[str], ready: object, timeout: float = 30) 
 
 
 def test_sigkill_during_retry_then_retry_again(tmp_path: Path) -> None:
+    """A retry killed while answers are being lost, then retried again: every offer once."""
     n = 40
     source = write_offers(tmp_path / "offers.csv", n)
     results = tmp_path / "r.csv"
@@ -212,6 +225,8 @@ def test_sigkill_during_retry_then_retry_again(tmp_path: Path) -> None:
 
 
 def test_sigkill_during_rollback_then_rollback_again(tmp_path: Path) -> None:
+    """A rollback killed half-way and run again (with --force for its report) deletes the rest and nothing
+    else."""
     n = 30
     source = write_offers(tmp_path / "offers.csv", n)
     results = tmp_path / "r.csv"

@@ -61,6 +61,8 @@ def assert_exactly_once(emu: EmulatorServer, results: list[dict[str, str]], sand
 @pytest.mark.parametrize("name", ["offers.xlsx", "offers.xlsm", "offers.xls", "offers.csv", "offers.tsv", "offers_pipe.txt",
                                   "offers_bom_semicolon.csv", "offers.ods", "offers_cp1252.csv"])
 def test_every_fixture_format_imports(emulator: EmulatorServer, tmp_path: Path, name: str) -> None:
+    """Every fixture format (CSV, TSV, TXT, XLSX, XLSM, XLS, ODS, BOM, cp1252) imports completely, once,
+    results in row order."""
     summary = import_file(config(emulator, tmp_path, FIXTURES / name))
     results = read_csv(tmp_path / "results.csv")
     assert list(results[0]) == list(RESULT_COLUMNS)
@@ -90,6 +92,7 @@ def _admin(emu: EmulatorServer, path: str) -> str:
 
 
 def test_xcore_end_to_end_with_container_lookup(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """An xcore import looks the container up and records instanceId and @id for each row."""
     out = run_cli("import", str(FIXTURES / "xcore.csv"), "--api", "xcore", *emulator_args(emulator),
                   "--results", str(tmp_path / "r.csv"), "--rate", "100")
     assert out.returncode == 0, out.stderr
@@ -102,6 +105,8 @@ def test_xcore_end_to_end_with_container_lookup(emulator: EmulatorServer, tmp_pa
 
 
 def test_invalid_rows_never_reach_the_api_and_failures_feed_back(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """Invalid rows are never sent; results name each row's problem and the failures file holds exactly
+    those rows."""
     out = run_cli("import", str(FIXTURES / "invalid.csv"), *emulator_args(emulator), "--rate", "100",
                   "--results", str(tmp_path / "r.csv"), "--failures", str(tmp_path / "f.csv"))
     assert out.returncode == 1 and "Traceback" not in out.stderr
@@ -134,6 +139,7 @@ def test_invalid_rows_never_reach_the_api_and_failures_feed_back(emulator: Emula
 
 
 def test_retries_through_429_and_server_errors_create_each_offer_once(tmp_path: Path) -> None:
+    """Through 429s and random 5xx, retries create every offer exactly once."""
     faults = Faults(error_rate=0.25, rate_limit=12, retry_after=False, seed=3)
     with EmulatorServer(EmulatorConfig(faults=faults)) as emu:
         source = write_offers(tmp_path / "o.csv", 40)
@@ -149,6 +155,8 @@ def test_retries_through_429_and_server_errors_create_each_offer_once(tmp_path: 
 
 
 def test_lost_answers_are_looked_up_not_sent_twice(tmp_path: Path) -> None:
+    """Lost answers (commit-then-drop, resets, slow answers) are looked up before any resend: every offer
+    once, with the id found."""
     faults = Faults(drop_rate=0.3, reset_rate=0.1, slow_rate=0.05, slow_seconds=1.5, seed=11)
     with EmulatorServer(EmulatorConfig(faults=faults)) as emu:
         source = write_offers(tmp_path / "o.csv", 40)
@@ -165,6 +173,7 @@ def test_lost_answers_are_looked_up_not_sent_twice(tmp_path: Path) -> None:
 
 
 def test_rate_20_never_exceeds_20_creates_in_any_second(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """--rate 20: the emulator never sees more than 20 creates in any 1-second window."""
     source = write_offers(tmp_path / "o.csv", 50)
     out = run_cli("import", str(source), *emulator_args(emulator), "--rate", "20",
                   "--results", str(tmp_path / "r.csv"))
@@ -174,6 +183,7 @@ def test_rate_20_never_exceeds_20_creates_in_any_second(emulator: EmulatorServer
 
 
 def test_429_slows_every_worker(tmp_path: Path) -> None:
+    """A 429 slows the shared pace for every worker: far fewer 429s than per-worker backoff would provoke."""
     with EmulatorServer(EmulatorConfig(faults=Faults(rate_limit=10, retry_after=True))) as emu:
         source = write_offers(tmp_path / "o.csv", 30)
         summary = import_file(config(emu, tmp_path, source, rate=RateLimit(40), concurrency=8,
@@ -205,6 +215,7 @@ def test_rate_auto_finds_a_limit_it_was_not_told(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_cleanly_and_failures_finish_the_job(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """Ctrl-C: no traceback, exit 130, every row in results, and the failures file imports the rest."""
     source = write_offers(tmp_path / "o.csv", 60)
     results, failures = tmp_path / "r.csv", tmp_path / "f.csv"
     proc = subprocess.Popen([sys.executable, "-m", "bulkoffers", "import", str(source), *emulator_args(emulator),
@@ -234,6 +245,7 @@ def test_ctrl_c_stops_cleanly_and_failures_finish_the_job(emulator: EmulatorServ
 
 
 def test_second_ctrl_c_aborts_requests_in_flight_and_says_so(tmp_path: Path) -> None:
+    """A second Ctrl-C aborts requests in flight at once and records them as may-exist failures."""
     with EmulatorServer(EmulatorConfig(faults=Faults(slow_rate=1.0, slow_seconds=20, scope="create"))) as emu:
         source = write_offers(tmp_path / "o.csv", 40)
         proc = subprocess.Popen([sys.executable, "-m", "bulkoffers", "import", str(source), *emulator_args(emu),
@@ -293,6 +305,7 @@ def test_a_wrong_xcore_container_stops_the_run_at_once(emulator: EmulatorServer,
 
 
 def test_token_refresh_on_401_and_before_expiry(tmp_path: Path) -> None:
+    """The client refreshes its token once on a 401 and before the token expires."""
     with EmulatorServer(EmulatorConfig(token_ttl=1)) as emu:
         async def go() -> tuple[int, int]:
             async with OfferLibrary(Target(base_url=emu.url, ims_url=emu.url), CREDS) as lib:
@@ -315,6 +328,7 @@ def _revoke(emu: EmulatorServer) -> Any:
 
 
 def test_a_broken_csv_line_is_refused_before_anything_is_sent(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """A ragged CSV line stops the run before any request, with one line naming the line and the fix."""
     source = tmp_path / "ragged.csv"
     source.write_text("name,channel,placement,component_type,delivery_url\n"
                       "A,web,p1,imagelink,https://x.com/a.png\n"
@@ -338,6 +352,7 @@ def test_a_broken_csv_line_is_refused_before_anything_is_sent(emulator: Emulator
     (["validate", "fixtures/custom_headers.csv"], 2, "no 'name' column"),
 ])
 def test_usage_and_input_errors_are_one_line(args: list[str], code: int, needle: str) -> None:
+    """Usage and input errors end with one Error: line and the right exit code."""
     out = run_cli(*args)
     assert out.returncode == code, out.stderr
     lines = out.stderr.strip().splitlines()
@@ -345,6 +360,7 @@ def test_usage_and_input_errors_are_one_line(args: list[str], code: int, needle:
 
 
 def test_existing_results_are_not_overwritten_without_force(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """An existing results file is kept unless --force, and nothing is sent."""
     (tmp_path / "r.csv").write_text("precious")
     args = ["import", "fixtures/xcore.csv", *emulator_args(emulator), "--results", str(tmp_path / "r.csv")]
     out = run_cli(*args)
@@ -353,6 +369,7 @@ def test_existing_results_are_not_overwritten_without_force(emulator: EmulatorSe
 
 
 def test_emulator_flag_runs_the_demo_without_credentials(tmp_path: Path) -> None:
+    """The README's demo: import --emulator creates all 13 offers without credentials."""
     out = run_cli("import", str(FIXTURES / "offers.xlsx"), "--emulator", "--results", str(tmp_path / "r.csv"),
                   "--rate", "100")
     assert out.returncode == 0, out.stderr
@@ -361,6 +378,7 @@ def test_emulator_flag_runs_the_demo_without_credentials(tmp_path: Path) -> None
 
 
 def test_default_results_path_is_next_to_the_input(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """Without --results, the results file goes beside the input with the start time in its name."""
     source = write_offers(tmp_path / "mine.csv", 2)
     out = run_cli("import", str(source), *emulator_args(emulator), "--rate", "100")
     assert out.returncode == 0, out.stderr
@@ -391,6 +409,7 @@ def test_dry_run_and_validate_send_nothing_and_write_payloads(emulator: Emulator
 
 
 def test_secrets_never_reach_outputs(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """The client secret appears in no output or file of a run."""
     out = run_cli("import", str(FIXTURES / "invalid.csv"), *emulator_args(emulator), "--rate", "100",
                   "--results", str(tmp_path / "r.csv"), "--failures", str(tmp_path / "f.csv"))
     assert out.returncode == 1
@@ -400,11 +419,13 @@ def test_secrets_never_reach_outputs(emulator: EmulatorServer, tmp_path: Path) -
 
 @pytest.mark.parametrize("command", ["", "import", "validate", "template", "emulator"])
 def test_every_command_explains_itself(command: str) -> None:
+    """Every command has a --help that explains it."""
     out = run_cli(*([command] if command else []), "--help")
     assert out.returncode == 0 and "Usage: " in out.stdout and len(out.stdout) > 300
 
 
 def test_template_round_trips(tmp_path: Path) -> None:
+    """The template (xlsx and csv) validates as written, and is not overwritten without --force."""
     for name in ("t.xlsx", "t.csv"):
         made = run_cli("template", str(tmp_path / name))
         assert made.returncode == 0, made.stderr

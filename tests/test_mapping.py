@@ -38,6 +38,8 @@ def problems(rows: list[SourceRow], api: str = "dps") -> list[str]:
 
 
 def test_headers_match_ignoring_case_spaces_dashes_underscores() -> None:
+    """Headers match fields whatever their case, spaces, dashes and underscores; unknown headers are kept to
+    be reported."""
     cmap = resolve_columns(HEAD + ["Internal note"])
     assert cmap.header_of["offer_key"] == "Offer Key" and cmap.header_of["start_date"] == "start-date"
     assert cmap.header_of["end_date"] == "End_Date" and cmap.header_of["delivery_url"] == "delivery url"
@@ -45,6 +47,7 @@ def test_headers_match_ignoring_case_spaces_dashes_underscores() -> None:
 
 
 def test_mapping_file_columns_and_defaults() -> None:
+    """A mapping file maps other headers to fields and fills empty fields with its defaults."""
     spec = MappingSpec(columns=(("Titel", "name"), ("Bild", "delivery_url")),
                        defaults=(("channel", "email"), ("placement", "p1"), ("component_type", "imagelink")))
     cmap = resolve_columns(["Titel", "Bild"], spec)
@@ -63,6 +66,8 @@ def test_mapping_file_columns_and_defaults() -> None:
     (["name"], MappingSpec(defaults=(("colour", "red"),)), "unknown field 'colour'"),
 ])
 def test_column_resolution_errors(headers: list[str], spec: MappingSpec, needle: str | None) -> None:
+    """A mapping to an unknown field, two columns for one field or no name column is a ConfigError naming
+    it."""
     if needle is None:
         assert resolve_columns(headers, spec).header_of == {"name": "title"}
     else:
@@ -71,6 +76,8 @@ def test_column_resolution_errors(headers: list[str], spec: MappingSpec, needle:
 
 
 def test_dps_payload_has_the_documented_shape() -> None:
+    """The DPS body is the documented example's shape, dates in its form, a date-only end date the end of
+    that day."""
     [item] = prepared([row(2, NAME="Test Fallback Offer DPS", description="Fallback Offer description",
                            status="approved", **{"start-date": "2022-06-10T00:30:00", "End_Date": "2032-06-06",
                                                 "priority": "1", "delivery url": "https://mysite.com/x.png"})])
@@ -86,6 +93,7 @@ def test_dps_payload_has_the_documented_shape() -> None:
 
 
 def test_xcore_payload_has_the_documented_shape() -> None:
+    """The xcore body is the documented example's shape (xdm: and dc: fields, component @type URIs)."""
     [item] = prepared([row(2, NAME="X", placement="xcore:offer-placement:124e0be5699743d3",
                            **{"Component Type": "html", "delivery url": "", "content": "<p>x</p>", "language": "en,fr",
                               "tags": "xcore:tag:1"})], api="xcore")
@@ -99,6 +107,7 @@ def test_xcore_payload_has_the_documented_shape() -> None:
 
 
 def test_text_component_is_one_constant_whatever_the_input_spelling() -> None:
+    """text, Text and component-text all become the one text component type."""
     items = prepared([row(2, NAME="a", **{"Component Type": "component-text", "delivery url": "", "content": "hi"}),
                       row(3, NAME="b", **{"Component Type": "Text", "delivery url": "", "content": "hi"})])
     types = {dps_payload(i.offer)["representations"][0]["components"][0]["type"] for i in items}
@@ -106,6 +115,8 @@ def test_text_component_is_one_constant_whatever_the_input_spelling() -> None:
 
 
 def test_rows_sharing_a_key_become_one_offer_even_far_apart() -> None:
+    """Rows with one offer_key become one offer wherever they are, with one representation per channel and
+    placement."""
     rows = [row(2, **{"Offer Key": "k1", "NAME": "One"}),
             row(3, **{"Offer Key": "k2", "NAME": "Two"}),
             row(4, **{"Offer Key": "k1", "channel": "email", "placement": "mail1", "Component Type": "html",
@@ -121,6 +132,7 @@ def test_rows_sharing_a_key_become_one_offer_even_far_apart() -> None:
 
 
 def test_without_offer_key_rows_group_by_name() -> None:
+    """Without an offer_key column, rows with the same name become one offer."""
     headers = [h for h in HEAD if h != "Offer Key"]
     rows = [SourceRow(2, {**row(2, NAME="Same").cells}), SourceRow(3, {**row(3, NAME="Same", placement="p2").cells})]
     for r in rows:
@@ -130,6 +142,8 @@ def test_without_offer_key_rows_group_by_name() -> None:
 
 
 def test_conflicting_offer_level_values_in_a_group() -> None:
+    """Rows of one offer that disagree on an offer-level value make it invalid, naming the row, column and
+    fix."""
     rows = [row(2, **{"Offer Key": "k", "NAME": "One", "status": "approved"}),
             row(3, **{"Offer Key": "k", "status": "draft", "placement": "p2"})]
     assert problems(rows) == ["row 3, status: 'draft' differs from row 2's 'approved' for the same offer 'k'; "
@@ -162,6 +176,7 @@ def test_conflicting_offer_level_values_in_a_group() -> None:
                                                                     "'https://ns.adobe.com/xdm/channel-types/my web' is not a URI"),
 ])
 def test_row_problems_name_row_column_and_fix(cells: dict[str, str], expected: str) -> None:
+    """Each kind of bad cell is reported with its row, column and what to write instead."""
     got = problems([row(2, NAME="n", **cells) if "NAME" not in cells else row(2, **cells)])
     assert len(got) == 1 and got[0].startswith(expected), got
 
@@ -205,6 +220,7 @@ def test_short_channel_names_map_to_channel_types_xdm_knows(name: str, uri: str)
 
 
 def test_content_guardrail_is_checked_before_sending() -> None:
+    """Content over Adobe's 1 KB per offer, across placements, is refused before sending."""
     rows = [row(2, **{"Offer Key": "k", "NAME": "big", "Component Type": "html", "delivery url": "",
                       "content": "x" * 600}),
             row(3, **{"Offer Key": "k", "placement": "p2", "Component Type": "html", "delivery url": "",
@@ -214,6 +230,7 @@ def test_content_guardrail_is_checked_before_sending() -> None:
 
 
 def test_duplicate_names_across_keys_are_reported_once_per_repeat() -> None:
+    """A name used by two offer keys is reported on each repeat, pointing at the first."""
     rows = [row(2, **{"Offer Key": "a", "NAME": "Same"}), row(3, **{"Offer Key": "b", "NAME": "Other"}),
             row(4, **{"Offer Key": "c", "NAME": "Same"})]
     assert problems(rows) == ["row 4, NAME: 'Same' is also the name of offer_key 'a' (row 2); names must be "
@@ -221,6 +238,7 @@ def test_duplicate_names_across_keys_are_reported_once_per_repeat() -> None:
 
 
 def test_sandbox_offer_guardrail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offers past the guardrail of offers per file are refused with their number."""
     monkeypatch.setattr("bulkoffers.grouping.MAX_OFFERS", 2)
     got = problems([row(n, **{"Offer Key": str(n), "NAME": f"o{n}"}) for n in range(2, 6)])
     assert len(got) == 2 and "offer #3 of this file" in got[0] and MAX_OFFERS == 10_000
@@ -237,10 +255,12 @@ def test_sandbox_offer_guardrail(monkeypatch: pytest.MonkeyPatch) -> None:
     ("3/1/2026 2:05 PM", datetime(2026, 3, 1, 14, 5, tzinfo=timezone.utc), False),
 ])
 def test_dates_in_common_spreadsheet_forms(text: str, expected: datetime, date_only: bool) -> None:
+    """Dates in the forms spreadsheets write parse to the right instant, and date-only values say so."""
     assert parse_when(text) == (expected, date_only)
 
 
 def test_matches_allows_server_fields_but_not_differences() -> None:
+    """matches() allows fields the server adds, never a different or missing value."""
     sent = {"name": "a", "representations": [{"components": [{"type": "html"}]}]}
     assert matches(sent, {**sent, "id": "x", "etag": 1})
     assert not matches(sent, {"name": "a", "representations": [{"components": [{"type": "text"}]}]})

@@ -17,6 +17,7 @@ FORMATS = ["offers.xlsx", "offers.xlsm", "offers.xls", "offers.csv", "offers.tsv
 
 @pytest.mark.parametrize("name", FORMATS)
 def test_every_format_reads_the_same_rows(name: str) -> None:
+    """Every fixture format reads the same rows as text: numbering, leading zeros, dates, whole numbers, NA."""
     table = Table(FIXTURES / name)
     rows = list(table.rows())
     assert table.headers[:2] == ["offer_key", "Name"]  # BOM stripped from the first header
@@ -34,6 +35,7 @@ def test_every_format_reads_the_same_rows(name: str) -> None:
 
 
 def test_cp1252_file_is_decoded() -> None:
+    """A cp1252 file is detected and decoded."""
     path = FIXTURES / "offers_cp1252.csv"
     assert detect_encoding(path) == "cp1252"
     cells = next(Table(path).rows()).cells
@@ -41,12 +43,14 @@ def test_cp1252_file_is_decoded() -> None:
 
 
 def test_blank_rows_keep_numbering_and_are_skipped(tmp_path: Path) -> None:
+    """Blank rows are skipped and the rows after them keep the numbers the spreadsheet shows."""
     path = tmp_path / "gaps.csv"
     path.write_text("name,content\nA,x\n,\n\nB,y\n", encoding="utf-8")
     assert [(r.number, r.cells["name"]) for r in Table(path).rows()] == [(2, "A"), (5, "B")]
 
 
 def test_multiline_cell_counts_as_one_row(tmp_path: Path) -> None:
+    """A quoted cell with a newline is one row, numbered as such."""
     path = tmp_path / "multi.csv"
     path.write_text('name,content\nA,"line1\nline2"\nB,z\n', encoding="utf-8")
     rows = list(Table(path).rows())
@@ -54,6 +58,7 @@ def test_multiline_cell_counts_as_one_row(tmp_path: Path) -> None:
 
 
 def test_csv_streams_in_chunks(tmp_path: Path) -> None:
+    """A CSV read in small chunks gives every row with its number."""
     path = tmp_path / "big.csv"
     path.write_text("name\n" + "".join(f"n{i}\n" for i in range(1000)), encoding="utf-8")
     rows = list(Table(path, ReadOptions(chunk_rows=7)).rows())
@@ -61,23 +66,27 @@ def test_csv_streams_in_chunks(tmp_path: Path) -> None:
 
 
 def test_forced_delimiter(tmp_path: Path) -> None:
+    """--delimiter overrides sniffing."""
     path = tmp_path / "x.txt"
     path.write_text("name;content\nA;b,c\n", encoding="utf-8")
     assert next(Table(path, ReadOptions(delimiter=";")).rows()).cells == {"name": "A", "content": "b,c"}
 
 
 def test_sheet_by_name_and_index() -> None:
+    """--sheet takes a sheet name or a 0-based index."""
     assert Table(FIXTURES / "offers.xlsx", ReadOptions(sheet="Offers")).headers[0] == "offer_key"
     assert Table(FIXTURES / "offers.xlsx", ReadOptions(sheet=1)).headers == ["This sheet is not offers"]
 
 
 @pytest.mark.parametrize("sheet", ["Nope", 5])
 def test_unknown_sheet_is_a_clear_error(sheet: str | int) -> None:
+    """An unknown sheet is an InputError naming it and --sheet."""
     with pytest.raises(InputError, match="sheet .* not found.*--sheet"):
         Table(FIXTURES / "offers.xlsx", ReadOptions(sheet=sheet))
 
 
 def test_unreadable_inputs(tmp_path: Path) -> None:
+    """A missing file, an unsupported type, a fake workbook and an empty file are InputErrors saying which."""
     with pytest.raises(InputError, match="no such file"):
         Table(tmp_path / "missing.csv")
     (tmp_path / "a.pdf").write_text("x")
@@ -92,6 +101,7 @@ def test_unreadable_inputs(tmp_path: Path) -> None:
 
 
 def test_ragged_csv_line_names_the_row(tmp_path: Path) -> None:
+    """A line with more cells than the header stops the read naming the line, after the rows before it."""
     path = tmp_path / "ragged.csv"
     path.write_text("name,content\nA,b\nB,c,d,e\n", encoding="utf-8")
     table = Table(path)

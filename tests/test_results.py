@@ -30,6 +30,7 @@ def read_rows(path: Path) -> list[list[str]]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_lines_written_out_of_order_come_back_in_row_order_byte_for_byte(tmp_path: Path, seed: int) -> None:
     # Multi-byte text, quotes, delimiters and newlines inside cells: the byte spans must still cut right.
+    """Results lines written in any order come back in row order, byte for byte, whatever the cells hold."""
     texts = ["plain", "naïve café ✓", 'say "hi", then\nleave', "a\r\nb", "", "日本語,テキスト"]
     rng = random.Random(seed)
     lines = {row: [str(row), rng.choice(texts), rng.choice(texts)] for row in range(2, 300)}
@@ -44,6 +45,7 @@ def test_lines_written_out_of_order_come_back_in_row_order_byte_for_byte(tmp_pat
 
 
 def test_lines_already_in_order_are_left_as_written(tmp_path: Path) -> None:
+    """Lines already in order are left as written."""
     out = _SortedCsv(tmp_path / "r.csv", ["row", "a"])
     for row in range(2, 50):
         out.write(row, [str(row), "é" * row])
@@ -54,6 +56,7 @@ def test_lines_already_in_order_are_left_as_written(tmp_path: Path) -> None:
 
 
 def test_rows_announced_with_their_batch_but_never_finished_are_in_doubt(tmp_path: Path) -> None:
+    """Rows announced in the journal without an outcome are in doubt; rows with one are not."""
     journal = Journal(tmp_path / "r.csv.journal")
     journal.start({"input": "x"})
     journal.sending([2, 3, 4, 5], attempt=1)
@@ -67,6 +70,7 @@ def test_rows_announced_with_their_batch_but_never_finished_are_in_doubt(tmp_pat
 
 
 def test_the_feed_holds_back_the_producer_and_hands_every_offer_over_once() -> None:
+    """The feed bounds what the producer prepares ahead and hands every offer to exactly one worker."""
     items = [Prepared(str(i), []) for i in range(1000)]
     taken: list[str] = []
     most_waiting = 0
@@ -113,3 +117,16 @@ def test_results_reach_the_disk_while_the_run_goes_on(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert 3 <= seen_mid_run < 16, seen_mid_run  # rows finish 0.2 s apart; lines may lag 0.5 s
     assert len(read_rows(results)) == 21
+
+
+def test_every_test_says_what_it_asserts() -> None:
+    """Every test function in tests/ has a docstring: a reader sees what behaviour each one pins."""
+    import ast
+
+    missing = []
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_") \
+                    and not ast.get_docstring(node):
+                missing.append(f"{path.name}:{node.name}")
+    assert missing == []
