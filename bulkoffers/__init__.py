@@ -19,7 +19,8 @@ __version__ = "0.1.0"
 
 # public name → the module that defines it
 _EXPORTS = {
-    "import_file": "engine", "validate": "source", "rollback": "undo", "check_auth": "whoami",
+    "import_file": "engine", "validate": "source", "rollback": "undo", "check_auth": "whoami", "verify": "verify",
+    "export_offers": "export", "copy_offers": "export", "OfferFilter": "export", "load_journal": "runrecord",
     "ImportConfig": "config", "ApiConfig": "config", "Target": "config", "Credentials": "config",
     "RateLimit": "config", "RetryPolicy": "config", "ReadOptions": "config", "MappingSpec": "config",
     "load_mapping": "config", "Summary": "results", "RowResult": "results",
@@ -27,7 +28,8 @@ _EXPORTS = {
     "ApiError": "errors", "FatalApiError": "errors", "LookupFailed": "errors", "Interrupted": "errors",
 }
 __all__ = [
-    "__version__", "import_file", "validate", "rollback", "check_auth",
+    "__version__", "import_file", "validate", "rollback", "check_auth", "verify", "export_offers", "copy_offers",
+    "OfferFilter", "load_journal",
     "ImportConfig", "ApiConfig", "Target", "Credentials", "RateLimit", "RetryPolicy", "ReadOptions", "MappingSpec",
     "load_mapping", "Summary", "RowResult",
     "BulkOffersError", "ConfigError", "InputError", "RowError", "ApiError", "FatalApiError", "LookupFailed",
@@ -38,6 +40,9 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ load
     from .config import (ApiConfig, Credentials, ImportConfig, MappingSpec, RateLimit, ReadOptions, RetryPolicy,
                          Target, load_mapping)
     from .engine import import_file
+    from .export import OfferFilter, copy_offers, export_offers
+    from .runrecord import load_journal
+    from .verify import verify
     from .errors import (ApiError, BulkOffersError, ConfigError, FatalApiError, InputError, Interrupted,
                          LookupFailed, RowError)
     from .results import RowResult, Summary

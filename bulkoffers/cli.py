@@ -458,7 +458,7 @@ def record_settings(cfg: Any, **more: Any) -> None:
 @click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Results CSV [next to FILE: NAME.<time>.results.csv]; its journal goes beside it.")
 @click.option("--failures", "failures_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Failures CSV: original columns + source_row + error [next to FILE: NAME.<time>.failures.csv].")
+              help="Failures CSV: original columns + source_row + error [beside the results: NAME.failures.csv].")
 @click.option("--force", is_flag=True, help="Overwrite existing results/failures files.")
 @target_options
 @auth_options
