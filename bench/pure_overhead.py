@@ -20,7 +20,7 @@ from common import write_offers
 
 from bulkoffers import auth, client, engine
 from bulkoffers.config import Credentials, ImportConfig, RateLimit
-from bulkoffers.retry import Answer
+from bulkoffers.answers import Answer
 
 
 async def instant_create(self: Any, payload: Any, data: bytes | None = None) -> Answer:
@@ -44,7 +44,8 @@ def main() -> None:
     runs = []
     for i in range(args.repeat):
         cfg = ImportConfig(input=source, results=work / f"r{i}.csv", failures=work / f"f{i}.csv",
-                           credentials=Credentials("id", "secret", "org"), rate=RateLimit(1e6), concurrency=16)
+                           credentials=Credentials("id", "secret", "org"), rate=RateLimit(1e6), concurrency=16,
+                           on_existing="create", preflight=False)  # no sandbox to read: the sending path alone
         cpu, wall = time.process_time(), time.perf_counter()
         summary = engine.import_file(cfg)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

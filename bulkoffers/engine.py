@@ -24,7 +24,7 @@ import anyio
 from .config import ImportConfig
 from .errors import BulkOffersError, ConfigError, InputError, Interrupted, RowError
 from .offers import Prepared
-from .payloads import content_digest, owned
+from .payloads import owned, sent_digest
 from .ratelimit import RateLimiter
 from .redact import Redactor
 from .results import NOT_ATTEMPTED, ResultsWriter, RowResult, Summary, check_writable
@@ -390,7 +390,7 @@ class Importer:
         fields: dict[str, Any] = {"error": d.note, "id": found.id if found else "", "at_id": found.at_id if found else ""}
         if d.action == "updated":
             fields["changes"] = "(already so: an earlier attempt took effect)"
-        digest = content_digest(prepared.body, self.cfg.target.api) if d.action in ("unchanged", "updated") else None
+        digest = sent_digest(prepared.body, self.cfg.target.api) if d.action in ("unchanged", "updated") else None
         self.record(row_results(prepared, self.loaded.cmap, outcome, **fields), digest=digest)
         return None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -133,13 +134,19 @@ def _project(value: Any, spec: Any, normalize: bool = True) -> Any:
     if not normalize:
         return value
     if spec == "date" and isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc).isoformat()
-        except ValueError:
-            return value
+        return _instant(value)
     if spec == "type" and value == "component-text":
         return DPS_TEXT_TYPE
     return value
+
+
+@lru_cache(maxsize=4096)  # a file's dates repeat row after row
+def _instant(value: str) -> str:
+    """A date as the instant it names, in UTC, so equal instants written differently compare equal."""
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc).isoformat()
+    except ValueError:
+        return value
 
 
 def same_content(sent: dict[str, Any], found: dict[str, Any], api: Api) -> bool:
@@ -201,6 +208,16 @@ def content_digest(doc: dict[str, Any], api: Api) -> str:
     """A short fingerprint of an offer's content (its owned fields): what the journal keeps of each
     offer a run made, so `verify` can tell the run's content from changed content."""
     return hashlib.sha256(orjson.dumps(owned(doc, api), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def sent_digest(body: dict[str, Any], api: Api) -> str:
+    """`content_digest` of a body this module built, without the generic projection (it cost ~45 µs of
+    every row): such a body holds only owned fields, never empty ones, and the text type as `text`, so
+    only its dates need normalizing. tests/test_mapping.py checks the two agree on every fixture."""
+    if api == "dps" and (constraint := body.get("selectionConstraint")):
+        body = {**body, "selectionConstraint": {k: _project(v, _DPS_OWNED["selectionConstraint"].get(k))
+                                                for k, v in constraint.items()}}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 def matches(sent: Any, found: Any) -> bool:

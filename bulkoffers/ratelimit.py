@@ -116,6 +116,7 @@ class Pace:
         self._doubt = False  # the cautious start's last epoch had 429s (one more such ends it)
         self._epoch_start = clock()
         self._answers: list[_Answer] = []
+        self._throttled = 0  # 429s among them (kept as they come: an epoch at a high pace holds thousands)
         self._first_sent: float | None = None
         self._last_sent = 0.0
         self._chain: _Chain | None = None  # after a cut
@@ -129,20 +130,21 @@ class Pace:
         if sent_at < self._epoch_start:
             return False  # paced by an earlier decision: says nothing about this one
         self._answers.append(_Answer(throttled, latency))
+        self._throttled += throttled
         self._first_sent = sent_at if self._first_sent is None else min(self._first_sent, sent_at)
         self._last_sent = max(self._last_sent, sent_at)
         now = self._clock()
         if len(self._answers) < (MIN_ANSWERS if self.slow_start else min(STEADY_ANSWERS, max(MIN_ANSWERS, self.rate))):
             return False
         if now - self._epoch_start < MIN_EPOCH:  # a short epoch is judged only when 429s overwhelm it
-            if sum(a.throttled for a in self._answers) * 2 <= len(self._answers):
+            if self._throttled * 2 <= len(self._answers):
                 return False
         return self._decide(now)
 
     def _decide(self, now: float) -> bool:
         answers = self._answers
         n = len(answers)
-        throttled = sum(a.throttled for a in answers)
+        throttled = self._throttled
         share = throttled / n
         # Each request holds one slot: n requests span n intervals, not the n - 1 between first and last.
         span = max(self._last_sent - (self._first_sent or self._last_sent), (n - 1) / self.rate) + 1 / self.rate
@@ -274,10 +276,11 @@ class Pace:
         if self.rate != before:  # (-v) why the pace moved: the epoch that decided it
             n = len(self._answers)
             log.debug("pace %.1f -> %.1f/s: %d of %d answers 429, background %.1f%%%s", before, self.rate,
-                      sum(a.throttled for a in self._answers), n, 100 * self.background,
+                      self._throttled, n, 100 * self.background,
                       f", limit found: {self.found:.1f}/s" if self.found else "")
         self._epoch_start = now + (GRACE if self.rate < before else 0.0)
         self._answers = []
+        self._throttled = 0
         self._first_sent = None
         self._last_sent = now
         return self.rate != before

@@ -32,7 +32,7 @@ from .answers import Answer, Verdict, auth_hint, backoff, classify, excerpt, par
 from .config import Api, RetryPolicy
 from .errors import BulkOffersError, FatalApiError, LookupFailed
 from .offers import Prepared
-from .payloads import changed_fields, content_digest, offer_name, patch_ops, same_content
+from .payloads import changed_fields, offer_name, patch_ops, same_content, sent_digest
 from .ratelimit import RateLimiter
 from .results import NOT_ATTEMPTED
 
@@ -143,7 +143,7 @@ class Sender:
                         "`bulkoffers retry` looks again before sending")), in_doubt=True)
                 if found is not None:
                     return Result("created", {**self._fields(job, None, ""), "id": found.id, "at_id": found.at_id},
-                                  digest=content_digest(prepared.body, self.api))
+                                  digest=sent_digest(prepared.body, self.api))
                 now = time.monotonic()
                 if now < job.due:  # not there yet proves nothing: the index may lag behind the write
                     # Look again after 1, 2, 4, ... s: an offer that exists shows as soon as the index has
@@ -211,7 +211,7 @@ class Sender:
         assert job.prepared.body is not None
         fields = {**self._fields(job, answer, ""), "id": found.id, "at_id": found.at_id,
                   "changes": changes or "(already so: an earlier attempt took effect)"}
-        return Result("updated", fields, digest=content_digest(job.prepared.body, self.api))
+        return Result("updated", fields, digest=sent_digest(job.prepared.body, self.api))
 
     async def read(self, offer_id: str) -> Found | None:
         """The offer with this id as it is now (no index lag), or None when it is gone (404). Raises
@@ -251,7 +251,7 @@ class Sender:
             assert answer is not None and job.prepared.body is not None
             offer_id, at_id = receipt_ids(answer.body)
             return Result("created", {**self._fields(job, answer, ""), "id": offer_id, "at_id": at_id},
-                          digest=content_digest(job.prepared.body, self.api))
+                          digest=sent_digest(job.prepared.body, self.api))
         if tried.outcome == "stopped" and not tried.attempts:
             return Result("skipped", {"error": NOT_ATTEMPTED}, None)
         if tried.outcome == "stopped":
