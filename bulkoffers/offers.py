@@ -82,8 +82,9 @@ def _parse_datetime(text: str) -> tuple[datetime, bool] | None:
 
 @lru_cache(maxsize=4096)
 def iso(dt: datetime) -> str:
-    """The form Adobe's examples use: 2022-06-10T00:30:00.000+00:00."""
-    return dt.isoformat(timespec="milliseconds")
+    """The form Adobe's examples use, in UTC: 2022-06-10T00:30:00.000+00:00 (the same instant as the
+    cell's, whatever offset it was written with; payloads.content_digest compares dates in this form)."""
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _split(text: str) -> tuple[str, ...]:

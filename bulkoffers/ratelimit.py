@@ -93,12 +93,6 @@ def _clearly_lower(n2: int, k2: int, n1: int, k1: int) -> bool:
     return (k1 / n1 - k2 / n2) / spread >= 2.5
 
 
-@dataclass
-class _Answer:
-    throttled: bool  # 429
-    latency: float
-
-
 class Pace:
     """Decides the pace from answers, epoch by epoch (see the module docstring). Pure state and
     arithmetic on an injected clock."""
@@ -115,7 +109,7 @@ class Pace:
         self._sure = False  # the limit found was clear (probed above 1% at a time) or only likely
         self._doubt = False  # the cautious start's last epoch had 429s (one more such ends it)
         self._epoch_start = clock()
-        self._answers: list[_Answer] = []
+        self._latencies: list[float] = []  # of the epoch's answers (their count is the epoch's size)
         self._throttled = 0  # 429s among them (kept as they come: an epoch at a high pace holds thousands)
         self._first_sent: float | None = None
         self._last_sent = 0.0
@@ -129,27 +123,26 @@ class Pace:
         """One answer to a request started at `sent_at`. Returns True when the pace changed."""
         if sent_at < self._epoch_start:
             return False  # paced by an earlier decision: says nothing about this one
-        self._answers.append(_Answer(throttled, latency))
+        self._latencies.append(latency)
         self._throttled += throttled
         self._first_sent = sent_at if self._first_sent is None else min(self._first_sent, sent_at)
         self._last_sent = max(self._last_sent, sent_at)
         now = self._clock()
-        if len(self._answers) < (MIN_ANSWERS if self.slow_start else min(STEADY_ANSWERS, max(MIN_ANSWERS, self.rate))):
+        if len(self._latencies) < (MIN_ANSWERS if self.slow_start else min(STEADY_ANSWERS, max(MIN_ANSWERS, self.rate))):
             return False
         if now - self._epoch_start < MIN_EPOCH:  # a short epoch is judged only when 429s overwhelm it
-            if self._throttled * 2 <= len(self._answers):
+            if self._throttled * 2 <= len(self._latencies):
                 return False
         return self._decide(now)
 
     def _decide(self, now: float) -> bool:
-        answers = self._answers
-        n = len(answers)
+        n = len(self._latencies)
         throttled = self._throttled
         share = throttled / n
         # Each request holds one slot: n requests span n intervals, not the n - 1 between first and last.
         span = max(self._last_sent - (self._first_sent or self._last_sent), (n - 1) / self.rate) + 1 / self.rate
         accepted = (n - throttled) / span  # what the server let through, per second
-        latency = statistics.median(a.latency for a in answers)
+        latency = statistics.median(self._latencies)
         best = self._best_latency
         slow = best is not None and latency > LATENCY_JUMP * best and latency > best + 0.2
         high = self._excess(n, throttled) or slow
@@ -274,12 +267,12 @@ class Pace:
 
     def _new_epoch(self, now: float, before: float) -> bool:
         if self.rate != before:  # (-v) why the pace moved: the epoch that decided it
-            n = len(self._answers)
+            n = len(self._latencies)
             log.debug("pace %.1f -> %.1f/s: %d of %d answers 429, background %.1f%%%s", before, self.rate,
                       self._throttled, n, 100 * self.background,
                       f", limit found: {self.found:.1f}/s" if self.found else "")
         self._epoch_start = now + (GRACE if self.rate < before else 0.0)
-        self._answers = []
+        self._latencies = []
         self._throttled = 0
         self._first_sent = None
         self._last_sent = now
@@ -324,8 +317,13 @@ class RateLimiter:
         fall in any window of 1 s + safety, counted when they really happen. The second rule catches
         what the first cannot: when the event loop stalls, several slots fall due at once, and without
         it those late starts would crowd into the next second."""
+        now = self._clock()
+        if (self._queue is None or not self._queue.locked()) and self._next <= now and self._window_wait(now) <= 0:
+            return self._book(now, now)  # nobody waiting and the slot is free: no lock, no trip through the loop
         if self._queue is None:
-            self._queue = anyio.Lock()  # made here: it belongs to the event loop that runs the import
+            # Made here: it belongs to the event loop that runs the import. fast_acquire: a free lock is
+            # taken without a trip through the event loop (two per request otherwise).
+            self._queue = anyio.Lock(fast_acquire=True)
         async with self._queue:
             while True:
                 now = self._clock()
@@ -339,10 +337,15 @@ class RateLimiter:
                 if (wait := self._window_wait(now)) > 0:
                     await self._sleep(wait)
                     continue
-                self._next = max(slot, now - self._interval) + self._interval
-                self._starts.append(now)
-                self._last_start = now
-                return now
+                return self._book(slot, now)
+
+    def _book(self, slot: float, now: float) -> float:
+        """A start at `now` for the slot booked at `slot`; the next slot an interval after it (or after
+        now, less one interval of catching up, when the start came late)."""
+        self._next = max(slot, now - self._interval) + self._interval
+        self._starts.append(now)
+        self._last_start = now
+        return now
 
     def _window_wait(self, now: float) -> float:
         """Seconds until one more start fits in the sliding window (0 when it fits now)."""

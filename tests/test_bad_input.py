@@ -12,10 +12,8 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ from click.testing import CliRunner
 from bulkoffers.cli import main
 from bulkoffers.emulator import EmulatorServer
 
-from .conftest import FIXTURES, ROOT, cli_env, emulator_args, run_cli
+from .conftest import FIXTURES, cli_env, emulator_args, run_cli
 
 HEADER = ["name", "channel", "placement", "component_type", "delivery_url"]
 
@@ -298,30 +296,6 @@ def test_resume_writes_the_results_file_named(tmp_path: Path, emulator: Emulator
         assert all(r["outcome"] == "created" for r in csv.DictReader(fh))
     assert not (tmp_path / "r.csv").exists()
     assert emulator.stats()["sandboxes"]["prod"]["duplicate_names"] == {}  # nothing was sent twice
-
-
-def test_ctrl_c_keeps_the_bar_honest_and_says_how_to_finish(emulator: EmulatorServer, tmp_path: Path) -> None:
-    """After Ctrl-C the summary counts the rows not attempted and the last lines give the exact resume
-    command (credentials named, never repeated)."""
-    source = tmp_path / "offers.csv"
-    with source.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(HEADER)
-        for i in range(80):
-            w.writerow(row(f"offer {i:03d}"))
-    results = tmp_path / "r.csv"
-    proc = subprocess.Popen([sys.executable, "-m", "bulkoffers", "import", str(source), *emulator_args(emulator),
-                             "--rate", "10", "--results", str(results)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while emulator.stats()["creates_seen"] < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert f"to finish the run: bulkoffers resume {results} (with --client-id, --client-secret, --org-id as before)" \
-        in err
-    assert "not attempted" in err or "skipped" in err
 
 
 def test_help_names_every_format_and_the_alias() -> None:

@@ -25,6 +25,32 @@ def start(*args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=ROOT)
 
 
+def kill_and_resume(source: Path, results: Path, common: list[str], rng: random.Random, times: int,
+                    pause: tuple[float, float]) -> int:
+    """Starts an import, then up to `times` times waits a random pause, SIGKILLs it and starts `resume`
+    (or the import again when it was killed before its journal began: nothing was sent). The last run
+    is waited for, and a final `retry` finishes what it left failed. Returns how many kills there were."""
+    kills = 0
+    proc = start("import", str(source), "--results", str(results), *common)
+    for _ in range(times):
+        time.sleep(rng.uniform(*pause))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        journal = results.with_name(results.name + ".journal")
+        if journal.exists() and journal.read_text().strip():
+            proc = start("resume", str(results), *common)
+        else:
+            proc = start("import", str(source), "--results", str(results), "--force", *common)
+    proc.communicate(timeout=120)
+    if proc.returncode != 0:
+        again = run_cli("retry", str(results), *common)
+        assert again.returncode == 0, again.stderr
+    return kills
+
+
 def assert_complete(emu: EmulatorServer, results: Path, n: int) -> list[dict[str, str]]:
     """Every valid row exists exactly once at the server, and results list every row once."""
     rows = read_csv(results)
@@ -45,24 +71,7 @@ def test_sigkill_at_random_points_then_resume_creates_each_offer_once(tmp_path: 
     results = tmp_path / "r.csv"
     with EmulatorServer(EmulatorConfig(faults=CHAOS)) as emu:
         common = [*emulator_args(emu), "--rate", "60", "--timeout", "2", "--retries", "10", "--settle", "1"]
-        kills = 0
-        proc = start("import", str(source), "--results", str(results), *common)
-        for _ in range(6):
-            time.sleep(rng.uniform(0.15, 0.6))
-            if proc.poll() is not None:
-                break
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            journal = results.with_name(results.name + ".journal")
-            if journal.exists() and journal.read_text().strip():
-                proc = start("resume", str(results), *common)
-            else:  # killed before its journal began: nothing was sent, start over
-                proc = start("import", str(source), "--results", str(results), "--force", *common)
-        out, err = proc.communicate(timeout=120)
-        if proc.returncode != 0:  # a last resume finishes whatever the final run left failed
-            again = run_cli("retry", str(results), *common)
-            assert again.returncode == 0, again.stderr
+        kills = kill_and_resume(source, results, common, rng, times=6, pause=(0.15, 0.6))
         assert kills >= 3
         assert_complete(emu, results, n)
         assert emu.stats()["faults_injected"].get("commit_then_drop", 0) > 0

@@ -215,7 +215,8 @@ def test_rate_auto_finds_a_limit_it_was_not_told(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_cleanly_and_failures_finish_the_job(emulator: EmulatorServer, tmp_path: Path) -> None:
-    """Ctrl-C: no traceback, exit 130, every row in results, and the failures file imports the rest."""
+    """Ctrl-C: no traceback, exit 130, every row in results, the last line the exact command that finishes
+    the run (credentials named, never repeated), and the failures file imports the rest."""
     source = write_offers(tmp_path / "o.csv", 60)
     results, failures = tmp_path / "r.csv", tmp_path / "f.csv"
     proc = subprocess.Popen([sys.executable, "-m", "bulkoffers", "import", str(source), *emulator_args(emulator),
@@ -228,6 +229,8 @@ def test_ctrl_c_stops_cleanly_and_failures_finish_the_job(emulator: EmulatorServ
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "stopping" in err
+    assert err.strip().splitlines()[-1] == (f"to finish the run: bulkoffers resume {results} (with --client-id, "
+                                            "--client-secret, --org-id as before)")
     rows = read_csv(results)
     assert sorted(int(r["row"]) for r in rows) == list(range(2, 62))
     created = [r for r in rows if r["outcome"] == "created"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 from bulkoffers.emulator import DEFAULT_CLIENT_ID, EmulatorConfig, EmulatorServer, Faults
 
 from .conftest import emulator_args, run_cli
-from .test_exactly_once import assert_complete, start
+from .test_exactly_once import assert_complete, kill_and_resume
 from .test_import import read_csv, write_offers
 
 
@@ -59,24 +57,7 @@ def test_sigkill_with_a_lagging_index_then_resume_creates_each_offer_once(tmp_pa
     faults = Faults(drop_rate=0.1, reset_rate=0.03, index_lag=3.0, latency_ms=5, jitter_ms=20, seed=8)
     with EmulatorServer(EmulatorConfig(faults=faults)) as emu:
         common = [*emulator_args(emu), "--rate", "60", "--timeout", "2", "--retries", "10", "--settle", "4"]
-        proc = start("import", str(source), "--results", str(results), *common)
-        kills = 0
-        for _ in range(5):
-            time.sleep(rng.uniform(0.3, 0.9))
-            if proc.poll() is not None:
-                break
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            journal = results.with_name(results.name + ".journal")
-            if journal.exists() and journal.read_text().strip():
-                proc = start("resume", str(results), *common)
-            else:
-                proc = start("import", str(source), "--results", str(results), "--force", *common)
-        proc.communicate(timeout=120)
-        if proc.returncode != 0:
-            again = run_cli("retry", str(results), *common)
-            assert again.returncode == 0, again.stderr
+        kills = kill_and_resume(source, results, common, rng, times=5, pause=(0.3, 0.9))
         assert kills >= 3
         assert_complete(emu, results, n)
 

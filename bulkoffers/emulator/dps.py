@@ -16,7 +16,7 @@ from .query import exact_name, guardrail, json_body, query_docs
 from .settings import COMPONENT_TYPES
 from .state import STATE, Refused, State, find_offer
 from .store import Placement, StoredOffer
-from .validation import DPS, URI, BodyError, check_placements, validate_dps
+from .validation import URI, BodyError
 
 ROOT = "/data/core/dps"
 OFFER_SCHEMA = "https://ns.adobe.com/experience/offer-management/fallback-offer;version=0.8"
@@ -45,19 +45,13 @@ def _json_request(request: web.Request) -> None:
         raise Refused(415, "Unsupported Media Type", "Content-Type must be application/json")
 
 
-def _valid_offer(state: State, body: Any, sandbox: str) -> tuple[str, str]:
-    name, status = validate_dps(body, state.config.max_content_bytes)
-    check_placements(body, DPS, lambda ref: state.store.placement(sandbox, ref))
-    return name, status
-
-
 @authorised
 async def dps_create(request: web.Request, client_id: str, sandbox: str) -> web.StreamResponse:
     state = request.app[STATE]
     _check_offer_type(request)
     _json_request(request)
     body = await json_body(request)
-    name, status = _valid_offer(state, body, sandbox)
+    name, status = state.valid_offer(body, sandbox, "dps")
     guardrail(request, sandbox)
     offer = state.store.insert(sandbox, "dps", name, status, body, client_id, state.faults.index_lag)
     return web.json_response(receipt(offer.etag, offer.id, offer.created, offer.modified, client_id, sandbox),
@@ -97,7 +91,7 @@ async def dps_patch(request: web.Request, client_id: str, sandbox: str) -> web.S
         body = jsonpatch.JsonPatch(ops).apply(offer.body)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
         raise BodyError(f"JSON Patch cannot be applied: {exc}") from None
-    name, status = _valid_offer(state, body, sandbox)
+    name, status = state.valid_offer(body, sandbox, "dps")
     changed = state.store.update(offer, body, name, status, client_id)
     return web.json_response(receipt(changed.etag, changed.id, changed.created, changed.modified, client_id, sandbox))
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .settings import EmulatorConfig, Faults
 from .store import Store, StoredOffer
+from .validation import valid_offer
 
 
 def error(status: int, title: str, detail: str, **extra: Any) -> web.Response:
@@ -57,6 +58,10 @@ class State:
     first_create: float | None = None
     last_create: float | None = None
     api_times: deque[float] = field(default_factory=deque)  # accepted API requests in the last second
+
+    def valid_offer(self, body: Any, sandbox: str, flavor: str) -> tuple[str, str]:
+        """The name and status of a valid offer body for this sandbox (BodyError otherwise)."""
+        return valid_offer(body, flavor, self.config.max_content_bytes, lambda ref: self.store.placement(sandbox, ref))
 
     def set_faults(self, faults: Faults) -> None:
         self.faults = faults

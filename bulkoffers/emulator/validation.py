@@ -219,3 +219,11 @@ def validate_dps(body: Any, max_content: int) -> tuple[str, str]:
 def validate_xcore(body: Any, max_content: int) -> tuple[str, str]:
     """Returns (name, status) of a valid xcore fallback-offer instance; raises BodyError otherwise."""
     return _validate(body, XCORE, max_content)
+
+
+def valid_offer(body: Any, flavor: str, max_content: int, placement_of: Callable[[str], Any]) -> tuple[str, str]:
+    """A create or edit body of either flavor: its name and status, or BodyError naming what is wrong
+    (its placements must be the sandbox's, as `placement_of` finds them)."""
+    name, status = (validate_dps if flavor == "dps" else validate_xcore)(body, max_content)
+    check_placements(body, DPS if flavor == "dps" else XCORE, placement_of)
+    return name, status

@@ -22,7 +22,7 @@ from .query import exact_name, guardrail, json_body, query_docs
 from .settings import FALLBACK_SCHEMA, PLACEMENT_SCHEMA
 from .state import STATE, Refused, State
 from .store import Placement, StoredOffer, now_iso
-from .validation import XCORE, BodyError, check_placements, validate_xcore
+from .validation import BodyError
 
 ROOT = "/data/core/xcore"
 RECEIPT = "application/vnd.adobe.platform.xcore.xdm.receipt+json"
@@ -112,12 +112,6 @@ async def xcore_containers(request: web.Request, client_id: str, sandbox: str) -
                               "_links": {"self": {"href": str(request.rel_url)}}})
 
 
-def _valid_offer(state: State, body: Any, sandbox: str) -> tuple[str, str]:
-    name, status = validate_xcore(body, state.config.max_content_bytes)
-    check_placements(body, XCORE, lambda ref: state.store.placement(sandbox, ref))
-    return name, status
-
-
 @authorised
 async def xcore_create(request: web.Request, client_id: str, sandbox: str) -> web.StreamResponse:
     state = request.app[STATE]
@@ -139,7 +133,7 @@ async def xcore_create(request: web.Request, client_id: str, sandbox: str) -> we
         return web.json_response({"instanceId": made.instance_id, "@id": made.at_id,
                                   **_repo(made.etag, made.created, made.created, client_id)},
                                  status=201, content_type=RECEIPT)
-    name, status = _valid_offer(state, body, sandbox)
+    name, status = state.valid_offer(body, sandbox, "xcore")
     guardrail(request, sandbox)
     offer = state.store.insert(sandbox, "xcore", name, status, body, client_id, state.faults.index_lag)
     return web.json_response(xcore_receipt(offer), status=201, content_type=RECEIPT)
@@ -206,7 +200,7 @@ def _replace(state: State, offer: StoredOffer, instance: Any, sandbox: str, clie
     if (path := _not_editable_changed({**offer.body, "@id": offer.at_id}, {"@id": offer.at_id, **instance})):
         raise Refused(422, "Unprocessable Entity", f"/_instance{path} is not user-editable")
     body = {k: v for k, v in instance.items() if k != "@id"}
-    name, status = _valid_offer(state, body, sandbox)
+    name, status = state.valid_offer(body, sandbox, "xcore")
     changed = state.store.update(offer, body, name, status, client_id)
     return web.json_response(xcore_receipt(changed), content_type=RECEIPT)
 
@@ -214,10 +208,7 @@ def _replace(state: State, offer: StoredOffer, instance: Any, sandbox: str, clie
 @authorised
 async def xcore_patch(request: web.Request, client_id: str, sandbox: str) -> web.StreamResponse:
     """A JSON Patch (add, replace, remove) with paths under /_instance/."""
-    state = request.app[STATE]
-    offer = _offer_instance(request, sandbox)
-    _check_edit(request, offer, PATCH_TYPE)
-    ops = await json_body(request)
+    offer, ops = await _edit(request, sandbox, PATCH_TYPE)
     if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
         raise BodyError("a JSON Patch must be an array of operations")
     for op in ops:
@@ -229,19 +220,24 @@ async def xcore_patch(request: web.Request, client_id: str, sandbox: str) -> web
         doc = jsonpatch.JsonPatch(ops).apply({"_instance": {**offer.body, "@id": offer.at_id}})
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
         raise BodyError(f"JSON Patch cannot be applied: {exc}") from None
-    return _replace(state, offer, doc.get("_instance"), sandbox, client_id)
+    return _replace(request.app[STATE], offer, doc.get("_instance"), sandbox, client_id)
 
 
 @authorised
 async def xcore_put(request: web.Request, client_id: str, sandbox: str) -> web.StreamResponse:
     """A whole new `_instance` for the offer: body `{"_instance": {...}, "_links": {}}`."""
-    state = request.app[STATE]
-    offer = _offer_instance(request, sandbox)
-    _check_edit(request, offer, HAL_TYPE)
-    doc = await json_body(request)
+    offer, doc = await _edit(request, sandbox, HAL_TYPE)
     if not isinstance(doc, dict) or not isinstance(doc.get("_instance"), dict):
         raise BodyError("_instance is required")
-    return _replace(state, offer, doc["_instance"], sandbox, client_id)
+    return _replace(request.app[STATE], offer, doc["_instance"], sandbox, client_id)
+
+
+async def _edit(request: web.Request, sandbox: str, content_type: str) -> tuple[StoredOffer, Any]:
+    """What PATCH and PUT check first: the offer exists, the request's Content-Type and If-Match fit it;
+    then its JSON body."""
+    offer = _offer_instance(request, sandbox)
+    _check_edit(request, offer, content_type)
+    return offer, await json_body(request)
 
 
 @authorised
