@@ -123,13 +123,16 @@ class Pace:
         """One answer to a request started at `sent_at`. Returns True when the pace changed."""
         if sent_at < self._epoch_start:
             return False  # paced by an earlier decision: says nothing about this one
-        self._latencies.append(latency)
+        latencies = self._latencies
+        latencies.append(latency)
         self._throttled += throttled
-        self._first_sent = sent_at if self._first_sent is None else min(self._first_sent, sent_at)
-        self._last_sent = max(self._last_sent, sent_at)
-        now = self._clock()
-        if len(self._latencies) < (MIN_ANSWERS if self.slow_start else min(STEADY_ANSWERS, max(MIN_ANSWERS, self.rate))):
+        if self._first_sent is None or sent_at < self._first_sent:
+            self._first_sent = sent_at
+        if sent_at > self._last_sent:
+            self._last_sent = sent_at
+        if len(latencies) < (MIN_ANSWERS if self.slow_start else min(STEADY_ANSWERS, max(MIN_ANSWERS, self.rate))):
             return False
+        now = self._clock()
         if now - self._epoch_start < MIN_EPOCH:  # a short epoch is judged only when 429s overwhelm it
             if self._throttled * 2 <= len(self._latencies):
                 return False
@@ -287,6 +290,9 @@ class RateLimiter:
         self.limit = limit
         self._clock, self._sleep = clock, sleep
         self.pace = Pace(limit, clock)
+        # The margin keeps a fixed --rate's promise against clock jitter; a found pace needs none (the
+        # server's own answers set it).
+        self._safety = 0.0 if limit.auto else limit.safety
         self._next = -float("inf")
         self._last_start = -float("inf")
         self._starts: deque[float] = deque()  # recent start times, for the sliding-window rule
@@ -298,11 +304,6 @@ class RateLimiter:
         """The pace in force now."""
         return self.pace.rate
 
-    @property
-    def _safety(self) -> float:
-        # The margin keeps a fixed --rate's promise against clock jitter; a found pace needs none (the
-        # server's own answers set it).
-        return 0.0 if self.limit.auto else self.limit.safety
 
     @property
     def _interval(self) -> float:

@@ -36,7 +36,7 @@ class Redactor:
             self._pattern = re.compile(f"{_VALUE_CHARS}(?:{either}){_VALUE_CHARS}")
 
     def __call__(self, text: str) -> str:
-        if self._pattern is None or not any(s in text for s in self._secrets):
+        if not text or self._pattern is None or not any(s in text for s in self._secrets):
             return text  # (the usual case, without running the pattern)
         return self._pattern.sub("***", text)
 

@@ -45,7 +45,7 @@ class Journal:
         self._fh: IO[bytes] = path.open("ab")  # orjson writes UTF-8 bytes
 
     def _write(self, entry: dict[str, Any], flush: bool) -> None:
-        entry["t"] = round(time.time(), 3)
+        entry["t"] = int(time.time() * 1000) / 1000  # to the millisecond (round() costs more, per row)
         self._fh.write(orjson.dumps(entry) + b"\n")
         if flush:
             self._fh.flush()

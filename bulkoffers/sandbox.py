@@ -167,11 +167,11 @@ def preflight(prepared: Prepared, catalog: Catalog, cmap: ColumnMap) -> None:
             prepared.problems.append(RowError(c.row or rep.row, cmap.column("component_type"), (
                 f"{c.type!r} does not fit placement {placement.name!r}, which takes {placement.component_type} "
                 f"components; {catalog.suggest(placement.name, rep.channel, c.type)}")))
-        if not wrong:
-            reps.append(dataclasses.replace(rep, placement=placement.id))
+        if not wrong:  # (a copy only where a name became an id: dataclasses.replace costs per row)
+            reps.append(rep if rep.placement == placement.id else dataclasses.replace(rep, placement=placement.id))
     if prepared.problems:
         prepared.offer = None
-    else:
+    elif any(a is not b for a, b in zip(reps, offer.representations)):
         prepared.offer = dataclasses.replace(offer, representations=tuple(reps))
 
 

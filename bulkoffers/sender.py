@@ -65,7 +65,7 @@ class Tried:
         return excerpt(self.answer) if self.answer is not None else "not sent"
 
 
-@dataclass
+@dataclass(slots=True)
 class Budget:
     """What one offer may spend: attempts and a deadline, shared by every attempt loop run for it
     (a create, the lookups after a lost answer, the create again)."""
@@ -77,7 +77,7 @@ class Budget:
         return self.attempts >= policy.attempts or time.monotonic() + wait > self.deadline
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """One offer on its way through a run: what it has spent, and whether it may exist already."""
 

@@ -13,6 +13,7 @@ paths, so each would let through values the service refuses.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # RFC 5646, section 2.1, production by production.
 _ALPHA, _DIGIT, _ALNUM = "[A-Za-z]", "[0-9]", "[A-Za-z0-9]"
@@ -45,16 +46,19 @@ CHANNEL_REFUSED = {"code": "code-based experiences go to web pages or apps: use 
                    "other": "XDM has no such channel type"}
 
 
+@lru_cache(maxsize=1024)  # a sheet's languages repeat row after row; the RFC 5646 pattern is long
 def is_language_tag(tag: str) -> bool:
     """A well-formed BCP 47 language tag (RFC 5646), as the schema's dc:language pattern requires."""
     return tag in GRANDFATHERED or _LANGUAGE_TAG.fullmatch(tag) is not None
 
 
+@lru_cache(maxsize=4096)
 def is_uri(value: str) -> bool:
     """An absolute URI as JSON Schema's "uri" format means it: a scheme, then no spaces."""
     return _URI.fullmatch(value) is not None
 
 
+@lru_cache(maxsize=256)
 def channel_uri(value: str) -> str:
     """The channel URI for a short name (web, email, push, ...) or a channel URI; ValueError says why not."""
     low = value.strip().lower()
