@@ -93,6 +93,21 @@ def _clearly_lower(n2: int, k2: int, n1: int, k1: int) -> bool:
     return (k1 / n1 - k2 / n2) / spread >= 2.5
 
 
+@dataclass
+class _Epoch:
+    """What an epoch's answers say: counts, the rate the server accepted, latency, and whether 429s (or
+    latency) exceeded what comes anyway (`trigger`: the counts that showed it, maybe over two epochs)."""
+
+    n: int
+    throttled: int
+    share: float
+    accepted: float
+    latency: float
+    slow: bool
+    high: bool
+    trigger: tuple[int, int]
+
+
 class Pace:
     """Decides the pace from answers, epoch by epoch (see the module docstring). Pure state and
     arithmetic on an injected clock."""
@@ -139,52 +154,59 @@ class Pace:
         return self._decide(now)
 
     def _decide(self, now: float) -> bool:
+        """Judges the epoch that just ended and sets the pace for the next one."""
         n = len(self._latencies)
         throttled = self._throttled
-        share = throttled / n
         # Each request holds one slot: n requests span n intervals, not the n - 1 between first and last.
         span = max(self._last_sent - (self._first_sent or self._last_sent), (n - 1) / self.rate) + 1 / self.rate
-        accepted = (n - throttled) / span  # what the server let through, per second
         latency = statistics.median(self._latencies)
         best = self._best_latency
         slow = best is not None and latency > LATENCY_JUMP * best and latency > best + 0.2
-        high = self._excess(n, throttled) or slow
-        trigger = (n, throttled)
-        if self._chain is None and not high and self._previous is not None:  # small excess, two epochs running
-            trigger = (n + self._previous[0], throttled + self._previous[1])
-            high = self._excess(*trigger)
+        epoch = _Epoch(n, throttled, throttled / n, (n - throttled) / span, latency, slow,
+                       self._excess(n, throttled) or slow, (n, throttled))
+        if self._chain is None and not epoch.high and self._previous is not None:  # small excess, two epochs running
+            epoch.trigger = (n + self._previous[0], throttled + self._previous[1])
+            epoch.high = self._excess(*epoch.trigger)
         self._previous = (n, throttled) if self._chain is None else None
         before = self.rate
+        if self._chain is None:
+            self._judge(epoch)
+        else:
+            self._judge_after_cut(epoch, self._chain)
+        return self._new_epoch(now, before)
+
+    def _judge(self, epoch: _Epoch) -> None:
+        """An epoch with no cut under test: cut, step back from a probe, or grow."""
         found = self.found
-        if self._chain is None and not high and throttled and self._sure and found and self.rate > found * 1.001 \
+        if not epoch.high and epoch.throttled and self._sure and found and self.rate > found * 1.001 \
                 and self.background < 0.01:
             # A probe above a limit found met 429s where none come at random: back under it at once rather
             # than wait for enough of them to be sure (a few probes a minute would cost 2-3% of requests).
             self.rate, self._hold, self._step, self._previous = found, HOLD, 0.01, None
-            return self._new_epoch(now, before)
-        if self._chain is None:
-            if high:  # cut: just under what the server accepted, and at least by a tenth
-                self.congestions += 1
-                self._chain = _Chain(self.rate, accepted, self.slow_start, *trigger)
-                self.slow_start = False
-                self._cut(accepted)
+        elif epoch.high:  # cut: just under what the server accepted, and at least by a tenth
+            self.congestions += 1
+            self._chain = _Chain(self.rate, epoch.accepted, self.slow_start, *epoch.trigger)
+            self.slow_start = False
+            self._cut(epoch.accepted)
+        else:
+            self._clean(epoch.share, epoch.latency, epoch.slow)
+            if self.slow_start and epoch.throttled >= 2:
+                # 429s, if not clearly the pace's: the same pace again, and no more doubling if again
+                self.slow_start, self._doubt = not self._doubt, not self._doubt
             else:
-                self._clean(share, latency, slow)
-                if self.slow_start and throttled >= 2:
-                    # 429s, if not clearly the pace's: the same pace again, and no more doubling if again
-                    self.slow_start, self._doubt = not self._doubt, not self._doubt
-                else:
-                    self._doubt = False
-                    self.rate = min(self.ceiling, self.rate * (1 + self._growth()))
-            return self._new_epoch(now, before)
-        chain = self._chain
-        if high and not self._excess(n, throttled) and not slow:
-            high = False  # (only the two-epoch rule said so: not evidence after a cut)
-        if high and (slow or self.rate > 0.85 * chain.pace or accepted > 0.9 * chain.accepted or share > MAX_BACKGROUND
-                     or _clearly_lower(n, throttled, chain.trigger_n, chain.trigger_k)):
+                self._doubt = False
+                self.rate = min(self.ceiling, self.rate * (1 + self._growth()))
+
+    def _judge_after_cut(self, epoch: _Epoch, chain: _Chain) -> None:
+        """An epoch after a cut: the cut helped (a limit found), the limit is lower still, or the 429s come
+        whatever the pace (background); or one more epoch is needed to tell."""
+        n, throttled, accepted = epoch.n, epoch.throttled, epoch.accepted
+        high = epoch.high and (self._excess(n, throttled) or epoch.slow)  # (not the two-epoch rule: no evidence here)
+        if high and (epoch.slow or self.rate > 0.85 * chain.pace or accepted > 0.9 * chain.accepted
+                     or epoch.share > MAX_BACKGROUND or _clearly_lower(n, throttled, chain.trigger_n, chain.trigger_k)):
             chain.test_n = chain.test_k = chain.tests = 0
             self._cut(accepted)  # still too fast (the limit fell further, or the first cut was shallow)
-            return self._new_epoch(now, before)
+            return
         # (As many 429s as before the cut, and the server accepts less, as it fell with the pace: a sign
         # they come whatever the pace, counted with the other epochs since the cut rather than trusted
         # alone. Fewer but still too many, or more than any background: the limit is lower still.)
@@ -200,31 +222,28 @@ class Pace:
             self._hold = HOLD if clear else 0
             self._sure = clear
             log.debug("pace %.1f/s: the 429s stopped after the cut, the limit is just above", self.rate)
-            self._clean(share, latency, slow)
-            return self._new_epoch(now, before)
-        if chain.tests >= 3:
-            if _clearly_lower(chain.test_n, chain.test_k, chain.trigger_n, chain.trigger_k):
-                # Fewer 429s since the cut, but more than the background: the limit is lower still.
-                chain.trigger_n, chain.trigger_k = chain.test_n, chain.test_k
-                chain.test_n = chain.test_k = chain.tests = 0
-                self._cut(accepted)
-                return self._new_epoch(now, before)
-            if self.rate > DEEP * chain.pace and since > DEEP_SHARE:
-                # As many 429s as before the cut, and many: they come whatever the pace, or the limit fell
-                # far below it. Slower still tells which (a pace limit stops them, random 429s stay).
-                chain.test_n = chain.test_k = chain.tests = 0
-                self.rate = max(self.limit.min_rate, self.rate * 0.8)
-                return self._new_epoch(now, before)
-            return self._background(now, before, since)  # 429s stayed whatever the pace: they come anyway
-        return self._new_epoch(now, before)  # not clear yet: another epoch at this pace
+            self._clean(epoch.share, epoch.latency, epoch.slow)
+        elif chain.tests < 3:
+            return  # not clear yet: another epoch at this pace
+        elif _clearly_lower(chain.test_n, chain.test_k, chain.trigger_n, chain.trigger_k):
+            # Fewer 429s since the cut, but more than the background: the limit is lower still.
+            chain.trigger_n, chain.trigger_k = chain.test_n, chain.test_k
+            chain.test_n = chain.test_k = chain.tests = 0
+            self._cut(accepted)
+        elif self.rate > DEEP * chain.pace and since > DEEP_SHARE:
+            # As many 429s as before the cut, and many: they come whatever the pace, or the limit fell
+            # far below it. Slower still tells which (a pace limit stops them, random 429s stay).
+            chain.test_n = chain.test_k = chain.tests = 0
+            self.rate = max(self.limit.min_rate, self.rate * 0.8)
+        else:
+            self._background(since)  # 429s stayed whatever the pace: they come anyway
 
-    def _background(self, now: float, before: float, share: float) -> bool:
+    def _background(self, share: float) -> None:
         assert self._chain is not None
         self.background = min(MAX_BACKGROUND, max(self.background, share))
         log.debug("429s came whatever the pace (%.1f%%): pace back to %.1f/s", 100 * share, self._chain.pace)
         self.rate, self.slow_start = self._chain.pace, self._chain.starting
         self._chain = None
-        return self._new_epoch(now, before)
 
     def _excess(self, n: int, throttled: int) -> bool:
         """More 429s than the background share explains: at least three, a share 2 points above it, and

@@ -46,77 +46,90 @@ async def _rollback(state: JournalState, api: ApiConfig, out: Path) -> RollbackS
     updated: dict[str, tuple[list[RowResult], dict[str, Any], str | None]] = {}
     for r, before, digest in state.updated:
         updated.setdefault(r.id, ([], before, digest))[0].append(r)
-    summary = RollbackSummary(offers=len(created) + len(updated))
-    writer = RollbackWriter(out, Redactor(api.credentials.secrets))
-    fatal: list[str] = []
-
+    undo = _Undo(api, RollbackSummary(offers=len(created) + len(updated)),
+                 RollbackWriter(out, Redactor(api.credentials.secrets)))
     async with open_library(api) as lib:
-        sender = Sender(lib, RateLimiter(api.rate), api.retry, stopping=lambda: bool(fatal))
-
-        def report(rows: list[RowResult], outcome: str, status: int | None, attempts: int, error: str) -> None:
-            setattr(summary, outcome, getattr(summary, outcome) + 1)
-            for r in rows:
-                writer.write(r.row, r.name, r.id, r.at_id, outcome, status, attempts, error)
-
-        def settle(rows: list[RowResult], tried: Tried, done: str) -> None:
-            status = tried.answer.status if tried.answer is not None else None
-            if tried.outcome == "ok":
-                report(rows, done, status, tried.attempts, "")
-            elif tried.outcome == "refused" and status == 404:
-                report(rows, "gone", status, tried.attempts, "")
-            elif tried.outcome == "stopped" and not tried.attempts:
-                report(rows, "failed", status, 0, f"not attempted: {fatal[0]}")
-            else:
-                if tried.outcome == "fatal":
-                    fatal.append(tried.reason)
-                report(rows, "failed", status, tried.attempts, tried.reason)
-
-        async def delete(offer_id: str) -> None:
-            settle(created[offer_id], await sender.delete(offer_id), "deleted")
-
-        async def restore(offer_id: str) -> None:
-            rows, before, digest = updated[offer_id]
-            if fatal:
-                return report(rows, "failed", None, 0, f"not attempted: {fatal[0]}")
-            try:
-                now = await sender.read(offer_id)
-            except (LookupFailed, FatalApiError) as exc:
-                if isinstance(exc, FatalApiError):
-                    fatal.append(str(exc))
-                return report(rows, "failed", None, 0, f"could not read the offer: {exc}")
-            if now is None:
-                return report(rows, "failed", 404, 1, "the offer is gone: nothing to restore")
-            if digest is not None and content_digest(now.document, api.target.api) != digest:
-                return report(rows, "failed", None, 1, "changed since the run: not restored (its content before the "
-                                                       "run is in the journal)")
-            ops = patch_ops(now.document, before, api.target.api)
-            if not ops:
-                return report(rows, "restored", None, 1, "")
-            settle(rows, await sender.attempt(lambda: lib.patch(offer_id, ops, now.etag)), "restored")
-
-        jobs: list[Callable[[], Awaitable[None]]] = [*(_bind(delete, i) for i in created),
-                                                    *(_bind(restore, i) for i in updated)]
-        send, receive = anyio.create_memory_object_stream[Callable[[], Awaitable[None]]](api.workers)
-
-        async def worker(receive: anyio.abc.ObjectReceiveStream[Callable[[], Awaitable[None]]]) -> None:
-            async with receive:
-                async for job in receive:
-                    await job()
-
+        undo.sender = Sender(lib, RateLimiter(api.rate), api.retry, stopping=lambda: bool(undo.fatal))
+        jobs = [*(_bind(undo.delete, rows) for rows in created.values()),
+                *(_bind(undo.restore, *update) for update in updated.values())]
         try:
-            async with anyio.create_task_group() as tg:
-                for _ in range(api.workers):
-                    tg.start_soon(worker, receive.clone())
-                receive.close()
-                async with send:
-                    for job in jobs:
-                        await send.send(job)
+            await _pool(jobs, api.workers)
         finally:
-            writer.close()
-    if fatal:
-        raise FatalApiError(f"the API refused the credentials: {fatal[0]}")
-    return summary
+            undo.writer.close()
+    if undo.fatal:
+        raise FatalApiError(f"the API refused the credentials: {undo.fatal[0]}")
+    return undo.summary
 
 
-def _bind(fn: Callable[[str], Awaitable[None]], offer_id: str) -> Callable[[], Awaitable[None]]:
-    return lambda: fn(offer_id)
+class _Undo:
+    """Deleting or restoring one offer of the run, and writing what became of it."""
+
+    def __init__(self, api: ApiConfig, summary: RollbackSummary, writer: RollbackWriter) -> None:
+        self.api, self.summary, self.writer = api, summary, writer
+        self.fatal: list[str] = []  # a refusal every further request would meet: the rest is not attempted
+        self.sender: Sender
+
+    def report(self, rows: list[RowResult], outcome: str, status: int | None, attempts: int, error: str) -> None:
+        setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
+        for r in rows:
+            self.writer.write(r.row, r.name, r.id, r.at_id, outcome, status, attempts, error)
+
+    def settle(self, rows: list[RowResult], tried: Tried, done: str) -> None:
+        status = tried.answer.status if tried.answer is not None else None
+        if tried.outcome == "ok":
+            self.report(rows, done, status, tried.attempts, "")
+        elif tried.outcome == "refused" and status == 404:
+            self.report(rows, "gone", status, tried.attempts, "")
+        elif tried.outcome == "stopped" and not tried.attempts:
+            self.report(rows, "failed", status, 0, f"not attempted: {self.fatal[0]}")
+        else:
+            if tried.outcome == "fatal":
+                self.fatal.append(tried.reason)
+            self.report(rows, "failed", status, tried.attempts, tried.reason)
+
+    async def delete(self, rows: list[RowResult]) -> None:
+        self.settle(rows, await self.sender.delete(rows[0].id), "deleted")
+
+    async def restore(self, rows: list[RowResult], before: dict[str, Any], digest: str | None) -> None:
+        """Puts back the content an updated offer had before the run, unless it changed since."""
+        if self.fatal:
+            return self.report(rows, "failed", None, 0, f"not attempted: {self.fatal[0]}")
+        offer_id, api = rows[0].id, self.api.target.api
+        try:
+            now = await self.sender.read(offer_id)
+        except (LookupFailed, FatalApiError) as exc:
+            if isinstance(exc, FatalApiError):
+                self.fatal.append(str(exc))
+            return self.report(rows, "failed", None, 0, f"could not read the offer: {exc}")
+        if now is None:
+            return self.report(rows, "failed", 404, 1, "the offer is gone: nothing to restore")
+        if digest is not None and content_digest(now.document, api) != digest:
+            return self.report(rows, "failed", None, 1, "changed since the run: not restored (its content before "
+                                                        "the run is in the journal)")
+        ops = patch_ops(now.document, before, api)
+        if not ops:
+            return self.report(rows, "restored", None, 1, "")
+        lib = self.sender.lib
+        self.settle(rows, await self.sender.attempt(lambda: lib.patch(offer_id, ops, now.etag)), "restored")
+
+
+async def _pool(jobs: list[Callable[[], Awaitable[None]]], workers: int) -> None:
+    """Runs the jobs on `workers` tasks (the pace is the sender's limiter)."""
+    send, receive = anyio.create_memory_object_stream[Callable[[], Awaitable[None]]](workers)
+
+    async def worker(receive: anyio.abc.ObjectReceiveStream[Callable[[], Awaitable[None]]]) -> None:
+        async with receive:
+            async for job in receive:
+                await job()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(workers):
+            tg.start_soon(worker, receive.clone())
+        receive.close()
+        async with send:
+            for job in jobs:
+                await send.send(job)
+
+
+def _bind(fn: Callable[..., Awaitable[None]], *args: Any) -> Callable[[], Awaitable[None]]:
+    return lambda: fn(*args)
