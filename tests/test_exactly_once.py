@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -205,12 +206,17 @@ def test_rollback_deletes_what_the_run_created(tmp_path: Path, api: str) -> None
         assert again.returncode == 0 and "0 deleted, 6 already gone" in again.stderr
 
 
-def _kill_when(proc: subprocess.Popen[str], ready: object, timeout: float = 30) -> None:
+def kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool], timeout: float = 30) -> bool:
+    """SIGKILLs `proc` once the server shows `ready()` (progress, not a fixed pause: a slow machine's
+    start-up must not decide where the kill lands), or when `timeout` passed. Returns whether it killed
+    a running process (False: it had ended on its own)."""
     deadline = time.monotonic() + timeout
-    while not ready() and time.monotonic() < deadline and proc.poll() is None:  # type: ignore[operator]
+    while not ready() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
+    alive = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    return alive
 
 
 def test_sigkill_during_retry_then_retry_again(tmp_path: Path) -> None:
@@ -227,7 +233,7 @@ def test_sigkill_during_retry_then_retry_again(tmp_path: Path) -> None:
         emu.set_faults(Faults(drop_rate=0.2, seed=3, scope="create"))
         base = emu.stats()["creates_seen"]
         proc = start("retry", str(results), *common, "--retries", "10")
-        _kill_when(proc, lambda: emu.stats()["creates_seen"] >= base + 5)
+        kill_when(proc, lambda: emu.stats()["creates_seen"] >= base + 5)
         again = run_cli("retry", str(results), *common, "--retries", "10")
         assert again.returncode == 0, again.stderr
         assert_complete(emu, results, n)
@@ -246,7 +252,7 @@ def test_sigkill_during_rollback_then_rollback_again(tmp_path: Path) -> None:
                        str(tmp_path / "k.csv"), *emulator_args(emu), "--rate", "100")
         assert keep.returncode == 0
         proc = start("rollback", str(results), "--yes", *emulator_args(emu), "--rate", "10")
-        _kill_when(proc, lambda: emu.stats()["sandboxes"]["prod"]["offers"] <= n + 3 - 5)
+        kill_when(proc, lambda: emu.stats()["sandboxes"]["prod"]["offers"] <= n + 3 - 5)
         left = emu.stats()["sandboxes"]["prod"]["offers"]
         assert 3 < left < n + 3  # killed part way
         again = run_cli("rollback", str(results), "--yes", "--force", *emulator_args(emu), "--rate", "100")

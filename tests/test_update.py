@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from bulkoffers.sender import Job, Sender
 from bulkoffers.source import load, with_payloads
 
 from .conftest import emulator_args, run_cli
-from .test_exactly_once import start
+from .test_exactly_once import kill_when, start
 from .test_import import CREDS, config, read_csv
 from .test_lag import admin
 
@@ -241,10 +239,10 @@ def test_sigkill_during_an_update_run_then_resume_applies_every_update_once(tmp_
                             {i: {"delivery_url": f"https://cdn.example.com/new{i}.png"} for i in range(n)})
         results = tmp_path / "r2.csv"
         proc = start("import", str(edited), *args, "--api", api, "--on-existing", "update", "--results", str(results))
-        for wait in (0.6, 0.5):
-            time.sleep(wait)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        # killed when the server has applied some updates (not after a fixed pause: a slow start-up would
+        # kill it before its journal began, which tests nothing)
+        for applied in (10, 25):
+            assert kill_when(proc, lambda: _updated(emu, api) >= applied, timeout=60), "ended before the kill"
             proc = start("resume", str(results), *args)
         out, err = proc.communicate(timeout=120)
         if proc.returncode != 0:
@@ -263,6 +261,11 @@ def test_sigkill_during_an_update_run_then_resume_applies_every_update_once(tmp_
     assert set(etags.values()) == {2}, etags
     rows = read_csv(results)
     assert len(rows) == n and {r["outcome"] for r in rows} == {"updated"}
+
+
+def _updated(emu: EmulatorServer, api: str) -> int:
+    """How many stored offers already carry the new delivery URL."""
+    return sum("/new" in json.dumps(o["body"]) for o in admin(emu, "/__emulator/offers"))
 
 
 def _etag(emu: EmulatorServer, offer_id: str, api: str) -> int:
