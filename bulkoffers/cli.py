@@ -1,140 +1,31 @@
 """The `bulkoffers` command: a thin click shell over the library. Heavy modules load inside commands
-so `bulkoffers --help` stays fast. Library errors become one `Error: ...` line here, and only here."""
+so `bulkoffers --help` stays fast. Library errors become one `Error: ...` line at one boundary,
+`cli_shared.run_guarded`, and only there.
+
+This module holds the group and the commands of a run's life: validate, import, resume, retry,
+verify, rollback and check-auth (alias whoami). `cli_tools` holds export, copy, template and the
+emulator; `cli_shared` what they all share (exit codes, option groups, credentials)."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import shlex
-import sys
-from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from . import __version__
-from .config import (DEFAULT_MAX_RATE, DEFAULT_SCOPES, DEFAULT_SETTLE, ApiConfig, OnExisting, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, Credentials, ImportConfig,
-                     RateLimit, ReadOptions, RetryPolicy, Target, load_mapping)
-from .errors import BulkOffersError, ConfigError, FatalApiError, InputError, Interrupted
-from .console import CONSOLE, REDACT, plural
+from .cli_shared import (CONTEXT, EXIT_OK, EXIT_ROWS_FAILED, ask, auth_options, can_connect, connect,
+                         continue_options, continued_target, default_output, emulator_option, emulator_state,
+                         existing_options, input_options, json_option, load_heavy, make_credentials, on_existing,
+                         read_options, record_settings, report, report_verification, resolve_credentials,
+                         resume_hint, run_guarded, send_options, send_settings, target_options)
+from .cli_tools import copy_cmd, emulator_cmd, export_cmd, template_cmd
+from .config import PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, ApiConfig, ImportConfig, Target, load_mapping
+from .console import CONSOLE
+from .errors import ConfigError
 
-# Exit codes, one table for every command.
-EXIT_OK = 0  # every row created (or skipped as already existing)
-EXIT_ROWS_FAILED = 1  # some rows failed, were invalid or were not attempted: see the failures file
-EXIT_USAGE = 2  # bad flags, mapping file, credentials or output paths
-EXIT_INPUT = 3  # the input file cannot be read
-EXIT_INTERRUPTED = 130  # Ctrl-C
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def fail(message: str, code: int) -> NoReturn:
-    CONSOLE.error(message)
-    CONSOLE.finish(code)
-    sys.exit(code)
-
-
-def exit_code(exc: BulkOffersError) -> int:
-    """The exit code table, by error type (see errors.py for the tree)."""
-    if isinstance(exc, InputError):
-        return EXIT_INPUT
-    if isinstance(exc, (ConfigError, FatalApiError)):
-        return EXIT_USAGE
-    if isinstance(exc, Interrupted):
-        return EXIT_INTERRUPTED
-    return EXIT_ROWS_FAILED
-
-
-def run_guarded(fn: Callable[[], int]) -> NoReturn:
-    """The one boundary where library errors become an exit code and a single line. An error that
-    ended a run carries the run's summary: it is shown first, so every row is accounted for."""
-    try:
-        code = fn()
-    except BulkOffersError as exc:
-        if exc.summary is not None:
-            CONSOLE.summary(exc.summary)
-        if isinstance(exc, Interrupted) and exc.summary is not None:
-            if exc.hint:
-                CONSOLE.note(exc.hint)
-            CONSOLE.set(error="interrupted")
-            CONSOLE.finish(EXIT_INTERRUPTED)
-            sys.exit(EXIT_INTERRUPTED)  # the summary and the progress notes said it
-        fail(str(exc), exit_code(exc))
-    except KeyboardInterrupt:
-        fail("interrupted", EXIT_INTERRUPTED)
-    CONSOLE.finish(code)
-    sys.exit(code)
-
-
-def ask(question: str, what: str) -> None:
-    """A yes/no question on the terminal; without one (stdin closed or piped) the user must say --yes."""
-    stdin = sys.stdin
-    if stdin is None or stdin.closed or not stdin.isatty():
-        raise ConfigError(f"{what} and needs confirmation, but there is no terminal to ask on", hint="pass --yes")
-    click.confirm(question, abort=True, err=True)
-
-
-def parse_sheet(sheet: str | None) -> str | int | None:
-    if sheet is None:
-        return None
-    return int(sheet) if sheet.isdigit() else sheet
-
-
-def default_output(input_path: Path, kind: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return input_path.with_name(f"{input_path.stem}.{stamp}.{kind}.csv")
-
-
-# ---- shared options --------------------------------------------------------------------------------
-
-def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed([
-        click.option("--api", type=click.Choice(["dps", "xcore"]), default="dps", show_default=True,
-                     help="Offer Library API flavor: dps (current) or xcore (legacy repository API)."),
-        click.option("--sheet", metavar="NAME|INDEX", help="Excel/ODS sheet by name or 0-based index [first sheet]."),
-        click.option("--delimiter", metavar="CHAR", help="CSV delimiter [sniffed: , ; tab or |]."),
-        click.option("--mapping", "mapping_path", type=click.Path(dir_okay=False, path_type=Path),
-                     help="TOML file: [columns] maps your headers to fields, [defaults] sets constant values."),
-        click.option("--status", "default_status", type=click.Choice(["draft", "approved", "archived"]),
-                     default="approved", show_default=True, help="Status for rows whose status cell is empty."),
-        click.option("--payloads-out", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Write the JSON payload of every valid offer here (JSON Lines)."),
-    ]):
-        fn = option(fn)
-    return fn
-
-
-def _read(sheet: str | None, delimiter: str | None) -> ReadOptions:
-    if delimiter is not None:
-        delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
-        if len(delimiter) != 1:
-            raise ConfigError(f"--delimiter must be one character, got {delimiter!r}")
-    return ReadOptions(sheet=parse_sheet(sheet), delimiter=delimiter)
-
-
-def load_heavy(network: bool = True) -> None:
-    """Imports pandas and the pipeline (and aiohttp when the command sends), the collector paused,
-    then freezes what they made: imports create ~10^5 long-lived objects and no garbage, so
-    collecting them only costs time (the collections during the imports, and one full pass of
-    ~60 ms soon after)."""
-    import gc
-
-    gc.disable()
-    try:
-        import pandas  # noqa: F401  (the reader needs it; loaded here, not in the middle of a run)
-
-        from . import source  # noqa: F401
-        if network:
-            from . import client, engine  # noqa: F401  (aiohttp: ~0.15 s that validate does without)
-    finally:
-        gc.freeze()
-        gc.enable()
-
-
-# ---- commands ----------------------------------------------------------------------------------------
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="bulkoffers")
@@ -150,105 +41,6 @@ def main() -> None:
     Start from a template:
       bulkoffers template offers.xlsx
     """
-
-
-class RateParam(click.ParamType):
-    """--rate: a number of requests per second, or `auto`."""
-
-    name = "N|auto"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | str:
-        if isinstance(value, float) or str(value).strip().lower() == "auto":
-            return value if isinstance(value, float) else "auto"
-        try:
-            return float(value)
-        except ValueError:
-            self.fail(f"{value!r} is neither a number of requests per second nor auto", param, ctx)
-
-
-def auth_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Credentials: flags > BULKOFFERS_* environment > .env > config file (see credentials.py)."""
-    for option in reversed([
-        click.option("--client-id", help="Adobe client id, also sent as x-api-key [env BULKOFFERS_CLIENT_ID]."),
-        click.option("--client-secret", help="Client secret for IMS OAuth server-to-server "
-                                             "[env BULKOFFERS_CLIENT_SECRET]."),
-        click.option("--org-id", help="IMS organization id, ...@AdobeOrg [env BULKOFFERS_ORG_ID]."),
-        click.option("--scopes", help=f"Comma-separated IMS scopes [env BULKOFFERS_SCOPES; "
-                                      f"default {','.join(DEFAULT_SCOPES)}]."),
-        click.option("--access-token", help="A ready access token instead of client credentials "
-                                            "[env BULKOFFERS_ACCESS_TOKEN]."),
-        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-                     help="bulkoffers.toml ([credentials] table) or the credential JSON downloaded from Adobe "
-                          "Developer Console [env BULKOFFERS_CONFIG; ./bulkoffers.toml if present]."),
-    ]):
-        fn = option(fn)
-    return fn
-
-
-def send_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed([
-        click.option("--rate", type=RateParam(), default="10", show_default=True,
-                     help="Requests per second, evenly spaced; never more. `auto`: start low and find the pace the "
-                          "API takes, just under where it answers 429 (up to --max-rate)."),
-        click.option("--max-rate", type=float,
-                     help=f"With --rate auto: the pace it never goes above [default: {DEFAULT_MAX_RATE:g}]."),
-        click.option("--concurrency", type=int, help="Requests in flight at most [from the rate: 1.5 x rate + 1]."),
-        click.option("--retries", type=int, default=6, show_default=True, help="Attempts per offer, first one included."),
-        click.option("--deadline", type=float, default=300.0, show_default=True,
-                     help="Seconds one offer may spend in retries."),
-        click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds one request may take."),
-        click.option("--settle", type=float, default=DEFAULT_SETTLE, show_default=True,
-                     help="Seconds after a lost answer before a lookup that finds nothing counts as proof that "
-                          "the offer is absent (list and search may lag behind writes)."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
-        click.option("--verbose", "-v", is_flag=True,
-                     help="Log every request (method, URL, status, time) to stderr; secrets are redacted."),
-    ]):
-        fn = option(fn)
-    return fn
-
-
-def continue_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """For commands that continue a run: where the run went, unless it moved."""
-    for option in reversed([
-        click.option("--base-url", help="Platform API base URL [the run's]."),
-        click.option("--ims-url", help="IMS base URL [the run's]."),
-        click.option("--force", is_flag=True, help="Go on even though the run's input file changed."),
-    ]):
-        fn = option(fn)
-    return fn
-
-
-def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "json", is_flag=True,
-                        help="At the end, print one JSON object on stdout (counts, files, exit code, elapsed, rate, "
-                             "settings; see README); per-row lines go to stderr.")(fn)
-
-
-def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Where the offers go: the sandbox and API endpoints, or the built-in emulator."""
-    for option in reversed([
-        click.option("--sandbox", help="Sandbox name [env BULKOFFERS_SANDBOX; default prod]."),
-        click.option("--container-id", metavar="ID", help="xcore container id [looked up for the sandbox]."),
-        click.option("--emulator", is_flag=True, help="Start the built-in emulator in-process and use it "
-                                                      "(a rehearsal: no credentials, nothing leaves this machine)."),
-        click.option("--base-url", default=PRODUCTION_BASE_URL, show_default=True, help="Platform API base URL."),
-        click.option("--ims-url", default=PRODUCTION_IMS_URL, show_default=True, help="IMS base URL."),
-    ]):
-        fn = option(fn)
-    return fn
-
-
-def existing_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed([
-        click.option("--on-existing", type=click.Choice(["create", "skip", "update", "fail"]), default="skip",
-                     show_default=True,
-                     help="What a row does whose offer name exists in the sandbox (every page is listed first): "
-                          "create a second offer, skip it, update it to the row's content, or fail the row."),
-        click.option("--skip-existing", is_flag=True, help="The same as --on-existing skip (the default)."),
-    ]):
-        fn = option(fn)
-    return fn
 
 
 @main.command("validate", context_settings=CONTEXT)
@@ -272,79 +64,11 @@ def validate_cmd(file: Path, **opts: Any) -> None:
     run_guarded(lambda: _validate(file, opts, online=opts["online"]))
 
 
-def connect(opts: dict[str, Any], target: Target, state: Path | None = None) -> tuple[Target, Credentials, Any]:
-    """The target and credentials a command uses, and the in-process emulator it started (--emulator),
-    which the caller stops. `state`: the file the emulator keeps its offers in (else memory)."""
-    if not opts.get("emulator"):
-        return target, make_credentials(opts), None
-    creds, server = start_emulator(opts, opts.get("sandbox") or "prod", state)
-    return dataclasses.replace(target, base_url=server.url, ims_url=server.url), creds, server
-
-
-def start_emulator(opts: dict[str, Any], sandbox: str, state: Path | None) -> tuple[Credentials, Any]:
-    load_heavy()
-    from .emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, EmulatorConfig, EmulatorServer
-
-    setup_logging(bool(opts.get("verbose")))
-    server = EmulatorServer(EmulatorConfig(db=str(state)) if state is not None else EmulatorConfig()).start()
-    kept = (f"its offers are kept in {state} for resume, retry, verify and rollback with --emulator" if state
-            else "its offers vanish when the command ends")
-    CONSOLE.note(f"emulator: {server.url} (in-process; {kept})")
-    return Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, sandbox), server
-
-
-def emulator_state(results: Path) -> Path:
-    """Where `import --emulator` keeps the offers of the run that writes RESULTS: beside it, so that
-    resume, retry, verify and rollback with --emulator rehearse on them too."""
-    name = results.name
-    for suffix in (".results.csv", ".csv"):
-        if name.endswith(suffix):
-            return results.with_name(name.removesuffix(suffix) + ".emulator.sqlite")
-    return results.with_name(name + ".emulator.sqlite")
-
-
-def continued_target(opts: dict[str, Any], results: Path, header: dict[str, Any]
-                     ) -> tuple[dict[str, str | None], Credentials, Any]:
-    """For a command that continues a run (resume, retry, verify, rollback): the endpoints to use
-    instead of the run's (None: the run's), the credentials, and the emulator it started (--emulator:
-    again on the offers the run kept beside RESULTS), which the caller stops."""
-    if not opts.get("emulator"):
-        creds = make_credentials(opts, header["sandbox"], header.get("org_id"))
-        return {"base_url": opts.get("base_url"), "ims_url": opts.get("ims_url")}, creds, None
-    state = emulator_state(results)
-    if not state.is_file():
-        raise ConfigError(f"the run that wrote {results} did not use --emulator (there is no {state})",
-                          hint="leave out --emulator and give the credentials of the run's sandbox")
-    creds, server = start_emulator(opts, header["sandbox"], state)
-    return {"base_url": server.url, "ims_url": server.url}, creds, server
-
-
-@contextlib.contextmanager
-def resume_hint(results: Path, opts: dict[str, Any]) -> Iterator[None]:
-    """An interrupted run says the exact command that finishes it."""
-    try:
-        yield
-    except Interrupted as exc:
-        command = ["bulkoffers", "resume", str(results)] + (["--emulator"] if opts.get("emulator") else []) + \
-            (["--config", str(opts["config_path"])] if opts.get("config_path") else [])
-        given = [f"--{f.replace('_', '-')}" for f in ("client_id", "client_secret", "org_id", "access_token", "scopes")
-                 if opts.get(f)]  # (never repeated here: a secret must not land in the terminal's scrollback)
-        also = f" (with {', '.join(given)} as before)" if given else ""
-        exc.hint = f"to finish the run: {shlex.join(command)}{also}"
-        CONSOLE.set(resume=shlex.join(command))
-        raise
-
-
-def emulator_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--emulator", is_flag=True, help="The run used --emulator: start it again on the offers it "
-                                                        "kept beside RESULTS (NAME.emulator.sqlite).")(fn)
-
-
 def _validate(file: Path, opts: dict[str, Any], online: bool) -> int:
     from .reader import check_readable
 
     check_readable(file)
-    cfg = ImportConfig(input=file, results=file, failures=file, read=_read(opts["sheet"], opts["delimiter"]),
+    cfg = ImportConfig(input=file, results=file, failures=file, read=read_options(opts["sheet"], opts["delimiter"]),
                        target=Target(api=opts["api"], base_url=opts.get("base_url") or PRODUCTION_BASE_URL,
                                      ims_url=opts.get("ims_url") or PRODUCTION_IMS_URL,
                                      container_id=opts.get("container_id")),
@@ -372,70 +96,6 @@ def _validate(file: Path, opts: dict[str, Any], online: bool) -> int:
         CONSOLE.set(payloads=str(opts["payloads_out"]))
     ok = summary.counts.get("invalid", 0) == 0 and summary.counts.get("fail", 0) == 0 and summary.rows
     return EXIT_OK if ok else EXIT_ROWS_FAILED
-
-
-
-
-
-
-
-def resolve_credentials(opts: dict[str, Any]) -> Any:
-    """Every credential source, flags first (see credentials.py); the Resolved also says where from."""
-    from .credentials import resolve_flags
-
-    return resolve_flags(opts, opts.get("config_path"))
-
-
-def make_credentials(opts: dict[str, Any], sandbox: str | None = None, org_id: str | None = None,
-                     resolved: Any = None) -> Credentials:
-    """Checked credentials; `sandbox`/`org_id` are the run's when continuing one."""
-    from .credentials import checked
-
-    resolved = resolved or resolve_credentials(opts)
-    REDACT.add(*resolved.credentials.secrets)
-    setup_logging(bool(opts.get("verbose")))
-    return checked(resolved, sandbox, org_id)
-
-
-def setup_logging(verbose: bool) -> None:
-    import logging
-
-    logger = logging.getLogger("bulkoffers")
-    if verbose and not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        handler.addFilter(REDACT.log_filter())
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-
-
-def send_settings(opts: dict[str, Any]) -> dict[str, Any]:
-    if opts["rate"] == "auto":
-        rate = RateLimit(DEFAULT_MAX_RATE if opts["max_rate"] is None else opts["max_rate"], auto=True)
-    else:
-        if opts["max_rate"] is not None:
-            CONSOLE.warn(f"--max-rate is for --rate auto; ignored at the fixed --rate {opts['rate']:g}")
-        rate = RateLimit(opts["rate"])
-    return {"rate": rate, "concurrency": opts["concurrency"], "settle": opts["settle"],
-            "retry": RetryPolicy(attempts=opts["retries"], deadline=opts["deadline"], timeout=opts["timeout"])}
-
-
-def report(summary: Any) -> int:
-    CONSOLE.summary(summary)
-    return EXIT_OK if summary.all_done else EXIT_ROWS_FAILED
-
-
-def record_settings(cfg: Any, **more: Any) -> None:
-    """What the run used, for --json (an ImportConfig or an ApiConfig; never credentials)."""
-    rate: Any = f"auto (max {cfg.rate.rate:g})" if cfg.rate.auto else cfg.rate.rate
-    settings: dict[str, Any] = {"api": cfg.target.api, "sandbox": cfg.credentials.sandbox,
-                                "base_url": cfg.target.base_url, "rate": rate, "concurrency": cfg.workers,
-                                "retries": cfg.retry.attempts, "deadline": cfg.retry.deadline,
-                                "timeout": cfg.retry.timeout, "settle": cfg.settle}
-    for name in ("on_existing", "preflight", "input", "default_status"):
-        if hasattr(cfg, name):
-            settings[name] = getattr(cfg, name)
-    CONSOLE.settings(**settings, **more)
 
 
 @main.command("import", context_settings=CONTEXT)
@@ -490,7 +150,7 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
     from .reader import check_readable
 
     check_readable(file)
-    read, mapping, sending = _read(opts["sheet"], opts["delimiter"]), load_mapping(opts["mapping_path"]), \
+    read, mapping, sending = read_options(opts["sheet"], opts["delimiter"]), load_mapping(opts["mapping_path"]), \
         send_settings(opts)
     target = Target(api=opts["api"], base_url=opts["base_url"], ims_url=opts["ims_url"],
                     container_id=opts["container_id"])
@@ -526,27 +186,6 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
         if server is not None:
             server.stop()
     return code
-
-
-def can_connect(opts: dict[str, Any]) -> bool:
-    """Whether a dry run can read the sandbox: --emulator, or complete credentials. Without, it says it
-    stays offline."""
-    if opts.get("emulator"):
-        return True
-    try:
-        resolve_credentials(opts).credentials.check()
-    except ConfigError as exc:
-        CONSOLE.note(f"note: dry run offline, the sandbox is not read ({exc})")
-        return False
-    return True
-
-
-def on_existing(opts: dict[str, Any]) -> OnExisting:
-    """--on-existing, with --skip-existing as its old spelling."""
-    if opts.get("skip_existing") and opts.get("on_existing") not in (None, "skip"):
-        raise ConfigError(f"--skip-existing and --on-existing {opts['on_existing']} contradict each other",
-                          hint="keep one of them")
-    return "skip" if opts.get("skip_existing") else opts.get("on_existing") or "skip"
 
 
 def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_input: Path | None = None,
@@ -719,35 +358,6 @@ def _verify(results: Path, fix: bool, yes: bool, out: Path | None, opts: dict[st
             server.stop()
 
 
-def report_verification(state: Any, api: ApiConfig, results: Path, out: Path | None, fix: bool, yes: bool) -> int:
-    from .verify import verify
-
-    out = out or results.with_name(results.name.removesuffix(".csv") + ".verify.csv")
-
-    def confirm(copies: int) -> bool:
-        if not yes:
-            ask(f"Delete {copies} extra copies that the run of {state.header['input']} made in sandbox "
-                f"{state.header['sandbox']!r}?", "verify --fix deletes offers")
-        return True
-
-    report = verify(state, api, out, fix=fix, confirm=confirm, note=CONSOLE.note)
-    for check in report.checks:
-        if check.status != "present" or check.action:
-            copies = f" (copies: {' '.join(check.copies)})" if check.copies else ""
-            action = f"; {check.action}" if check.action else ""
-            CONSOLE.line(f"{results}: row {check.row}, {check.name!r}: {check.status}, id {check.id}{copies}: "
-                         f"{check.detail}{action}")
-    counts = report.counts
-    parts = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("present", "missing", "duplicated", "changed"))
-    fixed = f"; {report.deleted} extra copies deleted" if fix else ""
-    CONSOLE.note(f"verified {plural(len(report.checks), 'created row')}: {parts}{fixed}; details: {out}")
-    verified = {k: counts.get(k, 0) for k in ("present", "missing", "duplicated", "changed")}
-    CONSOLE.set(verified=verified, deleted=report.deleted, report=str(out))
-    if CONSOLE.json is not None and CONSOLE.json["command"] == "verify":
-        CONSOLE.set(counts=verified, rows=len(report.checks))
-    return EXIT_OK if report.ok else EXIT_ROWS_FAILED
-
-
 @main.command("check-auth", context_settings=CONTEXT)
 @click.option("--api", type=click.Choice(["dps", "xcore"]), default="dps", show_default=True, help="API flavor.")
 @click.option("--container-id", metavar="ID", help="xcore container id [looked up for the sandbox].")
@@ -792,272 +402,8 @@ def _alias(command: click.Command, of: str) -> click.Command:
 
 
 main.add_command(_alias(check_auth_cmd, "check-auth"), "whoami")
-
-
-filter_option = click.option(
-    "--filter", "filters", multiple=True, metavar="name=PATTERN|status=S",
-    help="Only offers whose name matches PATTERN (* and ?, case-sensitive) or whose status is S; repeat to "
-         "combine (all must hold).")
-
-
-class ExportProgress:
-    """A count of offers listed, on stderr (off when stderr is not a terminal, or with --quiet)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self._bar: Any = None
-        if not quiet and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self._bar = tqdm(unit=" offers", desc="listing", file=sys.stderr, dynamic_ncols=True)
-
-    def __call__(self, listed: int, total: int | None) -> None:
-        if self._bar is not None:
-            self._bar.update(listed - self._bar.n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-@main.command("export", context_settings=CONTEXT)
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@json_option
-@click.option("--api", type=click.Choice(["dps", "xcore"]), default="dps", show_default=True,
-              help="Offer Library API flavor to read.")
-@filter_option
-@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-@send_options
-@target_options
-@auth_options
-def export_cmd(out: Path, **opts: Any) -> None:
-    """Write the sandbox's fallback offers to OUT (.csv or .xlsx), in the columns `import` reads.
-
-    One row per component; `offer_key` is the offer's id (the rows of one offer stay one offer);
-    placements by name where the name is unique in the sandbox (so another sandbox maps them), else by
-    id; dates as ISO instants. The read-only columns id, at_id, etag and modified follow; import ignores
-    them. Every page is listed, at --rate. Edit the file and import it with --on-existing update, or
-    import it into another sandbox (or see `bulkoffers copy`).
-
-    Exit code 0 when written, 2 for usage or credentials."""
-    CONSOLE.start("export", opts["json"])
-    run_guarded(lambda: _export(out, opts))
-
-
-def _export(out: Path, opts: dict[str, Any]) -> int:
-    from .export import OfferFilter, export_offers
-
-    keep, sending = OfferFilter.parse(opts["filters"]), send_settings(opts)
-    if out.suffix.lower() not in (".csv", ".xlsx", ".xlsm"):
-        raise ConfigError(f"cannot export to {out.suffix or 'a file without suffix'}", hint="name OUT .csv or .xlsx")
-    if out.exists() and not opts["force"]:
-        raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it, or choose another file")
-    target = Target(api=opts["api"], base_url=opts["base_url"], ims_url=opts["ims_url"],
-                    container_id=opts["container_id"])
-    load_heavy()
-    target, creds, server = connect(opts, target)
-    api = ApiConfig(target, creds, **sending)
-    record_settings(api)
-    progress = ExportProgress(opts["quiet"])
-    try:
-        summary = export_offers(api, out, keep, force=opts["force"], progress=progress)
-    finally:
-        progress.close()
-        if server is not None:
-            server.stop()
-    for warning in summary.warnings:
-        CONSOLE.warn(warning)
-    shown = f" of {summary.listed}" if summary.listed != summary.offers else ""
-    CONSOLE.note(f"exported {plural(summary.offers, 'offer')}{shown} from sandbox {creds.sandbox!r} ({target.api}) "
-                 f"as {plural(summary.rows, 'row')}: {out}")
-    CONSOLE.set(counts={"offers": summary.offers, "rows": summary.rows, "listed": summary.listed}, out=str(out))
-    return EXIT_OK
-
-
-@main.command("copy", context_settings=CONTEXT)
-@json_option
-@click.option("--from-sandbox", required=True, help="The sandbox to copy from.")
-@click.option("--to-sandbox", required=True, help="The sandbox to copy to (may be the same, with another API).")
-@click.option("--from-api", type=click.Choice(["dps", "xcore"]), default="dps", show_default=True,
-              help="The API to read with.")
-@click.option("--to-api", type=click.Choice(["dps", "xcore"]), default="dps", show_default=True,
-              help="The API to create with.")
-@filter_option
-@existing_options
-@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where the exported offers go (the copy's input) [beside RESULTS: NAME.export.csv].")
-@click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Results CSV [./copy.FROM-to-TO.<time>.results.csv]; its journal goes beside it.")
-@click.option("--force", is_flag=True, help="Overwrite existing export, results and failures files.")
-@click.option("--verify", is_flag=True, help="After the copy (and the settle window), check every created offer.")
-@send_options
-@click.option("--emulator", is_flag=True, help="Rehearse on the built-in emulator (both sandboxes in it; its "
-                                               "offers are kept beside RESULTS).")
-@click.option("--base-url", default=PRODUCTION_BASE_URL, show_default=True, help="Platform API base URL.")
-@click.option("--ims-url", default=PRODUCTION_IMS_URL, show_default=True, help="IMS base URL.")
-@auth_options
-def copy_cmd(**opts: Any) -> None:
-    """Copy the fallback offers of one sandbox (or API) to another: `export`, then `import` of that file,
-    in one run with one journal, so `resume`, `verify` and `rollback` work on it as on any import.
-
-    \b
-      bulkoffers copy --from-sandbox dev --to-sandbox prod
-      bulkoffers copy --from-sandbox prod --to-sandbox prod --from-api xcore --to-api dps
-
-    Placements differ between sandboxes and APIs: each is mapped by its name (and channel), checked
-    by the preflight; an offer whose placement has no match in the target is invalid, with the fix in
-    its error, never sent to a guessed placement. Offers whose name exists in the target are skipped
-    (--on-existing). Exit codes as for import."""
-    CONSOLE.start("copy", opts["json"])
-    run_guarded(lambda: _copy(opts))
-
-
-def _copy(opts: dict[str, Any]) -> int:
-    from .export import OfferFilter, copy_offers
-    from .runrecord import failures_beside
-
-    if opts["from_sandbox"] == opts["to_sandbox"] and opts["from_api"] == opts["to_api"]:
-        raise ConfigError("--from-sandbox and --to-sandbox are the same, with the same API: nothing to copy",
-                          hint="name another sandbox, or another API with --from-api/--to-api")
-    keep, sending = OfferFilter.parse(opts["filters"]), send_settings(opts)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    results = opts["results_path"] or Path(f"copy.{opts['from_sandbox']}-to-{opts['to_sandbox']}.{stamp}.results.csv")
-    export = opts["export_path"] or failures_beside(results).with_name(
-        failures_beside(results).name.removesuffix(".failures.csv") + ".export.csv")
-    if export.suffix.lower() != ".csv":
-        raise ConfigError(f"--export {export}: the copy's export must be a .csv", hint="name it NAME.csv")
-    for path in (export, results):
-        if path.exists() and not opts["force"]:
-            raise ConfigError(f"{path} already exists", hint="pass --force to overwrite it, or choose another --results")
-    state = None
-    if opts["emulator"]:
-        state = emulator_state(results)
-        if state.exists() and (opts["force"] or not results.exists()):
-            state.unlink()
-    load_heavy()
-    from .progress import TqdmProgress
-
-    base = Target(base_url=opts["base_url"], ims_url=opts["ims_url"])
-    target, creds, server = connect({**opts, "sandbox": opts["to_sandbox"]}, base, state)
-    source = ApiConfig(dataclasses.replace(target, api=opts["from_api"]),
-                       dataclasses.replace(creds, sandbox=opts["from_sandbox"]), **sending)
-    cfg = ImportConfig(input=export, results=results, failures=failures_beside(results),
-                       target=dataclasses.replace(target, api=opts["to_api"]),
-                       credentials=dataclasses.replace(creds, sandbox=opts["to_sandbox"]),
-                       force=opts["force"], on_existing=on_existing(opts), **sending)
-    record_settings(cfg, from_sandbox=opts["from_sandbox"], from_api=opts["from_api"])
-
-    def exported(summary: Any) -> None:
-        for warning in summary.warnings:
-            CONSOLE.warn(warning)
-        CONSOLE.note(f"exported {plural(summary.offers, 'offer')} from sandbox {opts['from_sandbox']!r} "
-                     f"({opts['from_api']}): {export}")
-        CONSOLE.set(exported={"offers": summary.offers, "rows": summary.rows, "file": str(export)})
-
-    try:
-        with resume_hint(results, opts):
-            _, summary = copy_offers(source, cfg, keep, TqdmProgress(quiet=opts["quiet"]), exported)
-        code = report(summary)
-        if opts["verify"]:
-            from .runrecord import journal_path, load_journal
-
-            record = load_journal(journal_path(results))
-            code = max(code, report_verification(record, cfg.api_config, results, None, False, True))
-    finally:
-        if server is not None:
-            server.stop()
-    return code
-
-
-@main.command("template", context_settings=CONTEXT)
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-def template_cmd(out: Path, force: bool) -> None:
-    """Write a starter spreadsheet OUT (.xlsx or .csv) with every column and example rows.
-
-    The example is one offer with two representations (web image, email HTML): rows sharing an
-    offer_key become one offer. In the .xlsx, each header has a comment explaining its values and the
-    cells are formatted as text so leading zeros survive. Check your edits with `bulkoffers validate OUT`.
-    """
-
-    def run() -> int:
-        from .template import write_template
-
-        if out.exists() and not force:
-            raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it")
-        write_template(out)
-        click.echo(f"wrote {out}", err=True)
-        return EXIT_OK
-
-    run_guarded(run)
-
-
-@main.command("emulator", context_settings=CONTEXT)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
-@click.option("--port", default=8787, show_default=True, help="Port (0 = any free port).")
-@click.option("--db", type=click.Path(dir_okay=False), help="SQLite file so offers survive restarts [in memory].")
-@click.option("--client-id", default=None, help="Client id IMS accepts [bulkoffers-emulator].")
-@click.option("--client-secret", default=None, help="Client secret IMS accepts [emulator-secret].")
-@click.option("--org-id", default=None, help="IMS org the API accepts [the emulator's].")
-@click.option("--token-ttl", default=86399, show_default=True, help="Seconds a token lives.")
-@click.option("--max-offers", default=10_000, show_default=True, help="Guardrail: offers per sandbox.")
-@click.option("--latency-ms", default=0.0, show_default=True, help="Fixed delay before every API answer.")
-@click.option("--jitter-ms", default=0.0, show_default=True, help="Plus a random 0..N ms.")
-@click.option("--rate-limit", type=float, help="API requests per second; beyond it 429.")
-@click.option("--no-retry-after", is_flag=True, help="Send 429s without a Retry-After header.")
-@click.option("--error-rate", default=0.0, show_default=True, help="Share of requests answered 500/502/503.")
-@click.option("--throttle-rate", default=0.0, show_default=True,
-              help="Share of requests answered 429 at random, whatever the pace (no Retry-After).")
-@click.option("--reset-rate", default=0.0, show_default=True, help="Share of connections closed before processing.")
-@click.option("--drop-rate", default=0.0, show_default=True,
-              help="Share of creates and edits stored and then dropped without an answer (commit-then-drop).")
-@click.option("--slow-rate", default=0.0, show_default=True, help="Share of answers delayed by --slow-seconds.")
-@click.option("--slow-seconds", default=30.0, show_default=True, help="Delay of a slow answer.")
-@click.option("--fault-scope", type=click.Choice(["all", "create", "list"]), default="all", show_default=True,
-              help="Faults hit all API requests, only creates, or only list/search/lookup requests.")
-@click.option("--seed", type=int, help="Seed for reproducible random faults.")
-@click.option("--index-lag", type=float, default=0.0, show_default=True,
-              help="List and search show a new offer only this many seconds after it is stored "
-                   "(lookup by id at once), as search indexes do.")
-@click.option("--placements", type=click.Path(dir_okay=False),
-              help="JSON list of placements every sandbox starts with (name, channel, componentType, optional "
-                   "id, @id, description) instead of the built-in set.")
-@click.option("--max-placements", default=1_000, show_default=True, help="Guardrail: placements per sandbox.")
-def emulator_cmd(host: str, port: int, **options: Any) -> None:
-    """Run a local Offer Library API (DPS and xcore, with IMS) to rehearse imports against.
-
-    Stats for tests and rehearsals: GET /__emulator/stats. Change faults while it runs:
-    POST /__emulator/faults with a JSON object of the fault settings.
-    """
-
-    def run() -> int:
-        import asyncio
-
-        from .emulator import EmulatorConfig, serve_forever
-        from .emulator.settings import DEFAULT_CLIENT_SECRET
-
-        try:
-            cfg = EmulatorConfig.from_options(options)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-
-        def ready(bound: int) -> None:
-            click.echo(f"Offer Library emulator on http://{host}:{bound}  (Ctrl-C stops it)", err=True)
-            click.echo(f"  --base-url http://{host}:{bound} --ims-url http://{host}:{bound} "
-                       f"--client-id {cfg.client_id} --org-id {cfg.org_id}", err=True)
-            if cfg.client_secret == DEFAULT_CLIENT_SECRET:
-                click.echo(f"  client secret: the built-in default ({DEFAULT_CLIENT_SECRET})", err=True)
-            sys.stderr.flush()
-
-        try:
-            asyncio.run(serve_forever(cfg, host, port, ready))
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}",
-                              hint="choose another --port") from exc
-        except KeyboardInterrupt:
-            pass
-        return EXIT_OK
-
-    run_guarded(run)
+for _command in (export_cmd, copy_cmd, template_cmd, emulator_cmd):  # defined in cli_tools
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -306,3 +306,15 @@ def test_help_names_every_format_and_the_alias() -> None:
         assert fmt in top.stdout
     assert "whoami      The same as check-auth." in top.stdout
     assert "The same as `bulkoffers check-auth`" in CliRunner().invoke(main, ["whoami", "--help"]).stdout
+
+
+def test_every_command_is_registered_and_explains_itself() -> None:
+    """The group holds every command (those defined in cli_tools too), each with help text and a
+    `--help` that exits 0 and shows its options."""
+    expected = {"validate", "import", "resume", "retry", "verify", "rollback", "check-auth", "whoami", "export",
+                "copy", "template", "emulator"}
+    assert set(main.commands) == expected
+    for name, command in main.commands.items():
+        assert command.help and len(command.help) > 40, name
+        shown = CliRunner().invoke(main, [name, "--help"])
+        assert shown.exit_code == 0 and "Options:" in shown.stdout and "--help" in shown.stdout, name
