@@ -20,7 +20,7 @@ from .cli_shared import (CONTEXT, EXIT_OK, EXIT_ROWS_FAILED, ask, auth_options, 
                          continue_options, continued_target, default_output, emulator_option, emulator_state,
                          existing_options, input_options, json_option, load_heavy, make_credentials, on_existing,
                          read_options, record_settings, report, report_verification, resolve_credentials,
-                         resume_hint, run_guarded, send_options, send_settings, target_options)
+                         resume_hint, run_guarded, send_options, send_settings, stop_emulator, target_options)
 from .cli_tools import copy_cmd, emulator_cmd, export_cmd, template_cmd
 from .config import PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, ApiConfig, ImportConfig, Target, load_mapping
 from .console import CONSOLE
@@ -183,8 +183,7 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
             record = load_journal(journal_path(cfg.results))
             code = max(code, report_verification(record, cfg.api_config, cfg.results, None, False, True))
     finally:
-        if server is not None:
-            server.stop()
+        stop_emulator(server, state, cfg.results)
     return code
 
 

@@ -264,6 +264,17 @@ def start_emulator(opts: dict[str, Any], sandbox: str, state: Path | None) -> tu
     return Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, sandbox), server
 
 
+def stop_emulator(server: Any, state: Path | None, results: Path) -> None:
+    """Stops the in-process emulator a run started (None: it started none). A run refused before it
+    began (a sheet that is missing, a row too long) wrote no results, and leaves no emulator file
+    beside its input either."""
+    if server is None:
+        return
+    server.stop()
+    if state is not None and not results.exists():
+        state.unlink(missing_ok=True)
+
+
 def emulator_state(results: Path) -> Path:
     """Where `import --emulator` keeps the offers of the run that writes RESULTS: beside it, so that
     resume, retry, verify and rollback with --emulator rehearse on them too."""

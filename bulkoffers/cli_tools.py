@@ -13,7 +13,7 @@ import click
 
 from .cli_shared import (CONTEXT, EXIT_OK, auth_options, connect, emulator_state, existing_options, json_option,
                          load_heavy, on_existing, record_settings, report, report_verification, resume_hint,
-                         run_guarded, send_options, send_settings, target_options)
+                         run_guarded, send_options, send_settings, stop_emulator, target_options)
 from .config import PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, ApiConfig, ImportConfig, Target
 from .console import CONSOLE, plural
 from .errors import ConfigError
@@ -188,8 +188,7 @@ def _copy(opts: dict[str, Any]) -> int:
             record = load_journal(journal_path(results))
             code = max(code, report_verification(record, cfg.api_config, results, None, False, True))
     finally:
-        if server is not None:
-            server.stop()
+        stop_emulator(server, state, results)
     return code
 
 

@@ -355,11 +355,14 @@ def test_a_broken_csv_line_is_refused_before_anything_is_sent(emulator: Emulator
     (["validate", "fixtures/custom_headers.csv"], 2, "no 'name' column"),
 ])
 def test_usage_and_input_errors_are_one_line(args: list[str], code: int, needle: str) -> None:
-    """Usage and input errors end with one Error: line and the right exit code."""
+    """Usage and input errors end with one Error: line and the right exit code, and leave no file beside
+    the input (a refused --emulator run keeps no emulator state either)."""
+    before = set(FIXTURES.iterdir())
     out = run_cli(*args)
     assert out.returncode == code, out.stderr
     lines = out.stderr.strip().splitlines()
     assert lines[-1].startswith("Error: ") and needle in lines[-1] and "Traceback" not in out.stderr
+    assert set(FIXTURES.iterdir()) == before
 
 
 def test_existing_results_are_not_overwritten_without_force(emulator: EmulatorServer, tmp_path: Path) -> None:
