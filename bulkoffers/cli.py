@@ -23,7 +23,7 @@ from .cli_shared import (CONTEXT, EXIT_OK, EXIT_ROWS_FAILED, ask, auth_options, 
                          resume_hint, run_guarded, send_options, send_settings, stop_emulator, target_options)
 from .cli_tools import copy_cmd, emulator_cmd, export_cmd, template_cmd
 from .config import PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, ApiConfig, ImportConfig, Target, load_mapping
-from .console import CONSOLE
+from .console import CONSOLE, plural
 from .errors import ConfigError
 
 
@@ -161,6 +161,9 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
     cfg = ImportConfig(input=file, results=results, failures=failures, target=target, read=read, mapping=mapping,
                        default_status=opts["default_status"], force=opts["force"], payloads_out=opts["payloads_out"],
                        on_existing=on_existing(opts), preflight=opts["preflight"], **sending)
+    from .results import check_writable
+
+    check_writable(results, failures, force=opts["force"])  # (import_file checks too; here before an emulator starts)
     load_heavy()
     from .engine import import_file
     from .progress import TqdmProgress
@@ -295,8 +298,8 @@ def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dic
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it, or choose another --out")
     if not yes:
-        restore = f" and restore {updated} offers it updated" if updated else ""
-        ask(f"Delete {created} offers created by the run of {h['input']}{restore} in sandbox {h['sandbox']!r} "
+        restore = f" and restore {plural(updated, 'offer')} it updated" if updated else ""
+        ask(f"Delete {plural(created, 'offer')} created by the run of {h['input']}{restore} in sandbox {h['sandbox']!r} "
             f"({h['api']})?", "rollback deletes offers")
     sending = send_settings(opts)
     endpoints, creds, server = continued_target(opts, results, h)
@@ -308,7 +311,7 @@ def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dic
         if server is not None:
             server.stop()
     restored = f", {summary.restored} restored" if updated else ""
-    CONSOLE.note(f"{summary.offers} offers: {summary.deleted} deleted, {summary.gone} already gone{restored}, "
+    CONSOLE.note(f"{plural(summary.offers, 'offer')}: {summary.deleted} deleted, {summary.gone} already gone{restored}, "
                  f"{summary.failed} failed; details: {out}")
     CONSOLE.set(counts={k: getattr(summary, k) for k in ("deleted", "gone", "restored", "failed")},
                 offers=summary.offers, report=str(out))

@@ -276,6 +276,17 @@ def test_the_emulator_rehearses_the_whole_workflow(tmp_path: Path) -> None:
     assert again.returncode == 1 and " 0 present" in again.stderr, again.stderr
 
 
+def test_a_one_offer_run_is_counted_in_the_singular(tmp_path: Path) -> None:
+    """The template's one offer (two rows) imported, then rolled back: the summary says "1 offer", not
+    "1 offers"."""
+    sheet, results = tmp_path / "t.csv", tmp_path / "t.results.csv"
+    assert run_cli("template", str(sheet)).returncode == 0
+    assert run_cli("import", str(sheet), "--emulator", "--results", str(results), "--rate", "100").returncode == 0
+    rolled = run_cli("rollback", str(results), "--emulator", "--yes")
+    assert rolled.returncode == 0, rolled.stderr
+    assert "1 offer: 1 deleted, 0 already gone, 0 failed" in rolled.stderr
+
+
 def test_resume_writes_the_results_file_named(tmp_path: Path, emulator: EmulatorServer) -> None:
     """RESULTS is corrupt and moved, its journal is fine: resume rebuilds the file the user named (not
     the path in the journal) and says which file it writes."""

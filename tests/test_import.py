@@ -366,12 +366,19 @@ def test_usage_and_input_errors_are_one_line(args: list[str], code: int, needle:
 
 
 def test_existing_results_are_not_overwritten_without_force(emulator: EmulatorServer, tmp_path: Path) -> None:
-    """An existing results file is kept unless --force, and nothing is sent."""
+    """An existing results file is kept unless --force, and nothing is sent; with --emulator the refusal
+    comes before the emulator starts and the earlier run's emulator file is kept."""
     (tmp_path / "r.csv").write_text("precious")
     args = ["import", "fixtures/xcore.csv", *emulator_args(emulator), "--results", str(tmp_path / "r.csv")]
     out = run_cli(*args)
     assert out.returncode == 2 and "--force" in out.stderr and (tmp_path / "r.csv").read_text() == "precious"
     assert emulator.stats()["creates_seen"] == 0
+    # with --emulator, refused before the emulator starts: one line, and the earlier run's offers kept
+    (tmp_path / "r.emulator.sqlite").write_bytes(b"the earlier run's")
+    out = run_cli("import", "fixtures/xcore.csv", "--emulator", "--results", str(tmp_path / "r.csv"))
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'r.csv'} already exists (pass --force to overwrite it, or choose another path)"]
+    assert (tmp_path / "r.emulator.sqlite").read_bytes() == b"the earlier run's"
 
 
 def test_emulator_flag_runs_the_demo_without_credentials(tmp_path: Path) -> None:
