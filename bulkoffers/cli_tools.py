@@ -174,6 +174,12 @@ def _copy(opts: dict[str, Any]) -> int:
     def exported(summary: Any) -> None:
         for warning in summary.warnings:
             CONSOLE.warn(warning)
+        if summary.offers == 0:
+            where = f"sandbox {opts['from_sandbox']!r} ({opts['from_api']})"
+            CONSOLE.note(f"nothing to copy: none of the {plural(summary.listed, 'fallback offer')} in {where} match "
+                         "--filter" if summary.listed else f"nothing to copy: {where} has no fallback offers")
+            CONSOLE.set(exported={"offers": 0, "rows": 0, "file": None})
+            return
         CONSOLE.note(f"exported {plural(summary.offers, 'offer')} from sandbox {opts['from_sandbox']!r} "
                      f"({opts['from_api']}): {export}")
         CONSOLE.set(exported={"offers": summary.offers, "rows": summary.rows, "file": str(export)})
@@ -181,6 +187,9 @@ def _copy(opts: dict[str, Any]) -> int:
     try:
         with resume_hint(results, opts):
             _, summary = copy_offers(source, cfg, keep, TqdmProgress(quiet=opts["quiet"]), exported)
+        if summary is None:  # nothing exported, nothing imported: no run, no results file
+            CONSOLE.set(counts={}, rows=0, offers=0)
+            return EXIT_OK
         code = report(summary)
         if opts["verify"]:
             from .runrecord import journal_path, load_journal

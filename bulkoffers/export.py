@@ -222,14 +222,19 @@ async def _every_offer(sender: Any, progress: Callable[[int, int | None], None] 
 
 
 def copy_offers(source: ApiConfig, cfg: Any, keep: OfferFilter = OfferFilter(), progress: Any = None,
-                on_export: Callable[[ExportSummary], None] | None = None) -> tuple[ExportSummary, Any]:
+                on_export: Callable[[ExportSummary], None] | None = None) -> tuple[ExportSummary, Any | None]:
     """`bulkoffers copy`: exports the offers of `source` (a sandbox and API) to `cfg.input`, then imports
     that file as `cfg` says (the target sandbox and API; its preflight maps placements by name and
     channel), with one journal beside `cfg.results`, so resume, verify and rollback work as for any
-    import. Returns both summaries; the import's errors end it as an import's do."""
+    import. Returns both summaries; the import's errors end it as an import's do. When no offer was
+    exported (an empty sandbox, or none matched `keep`) nothing is imported: the import's summary is
+    None and the empty export file is removed (no run began, so no file of one is left)."""
     from .engine import import_file
 
     exported = export_offers(source, cfg.input, keep, force=cfg.force)
     if on_export is not None:
         on_export(exported)
+    if exported.offers == 0:
+        cfg.input.unlink(missing_ok=True)
+        return exported, None
     return exported, import_file(cfg, progress)

@@ -205,6 +205,24 @@ def test_copy_from_xcore_to_dps_maps_placements(tmp_path: Path) -> None:
             "x1": "offerPlacementWeb01", "x2": "offerPlacementMail01"}
 
 
+def test_copy_of_nothing_says_so_and_leaves_no_files(loaded: Any, tmp_path: Path) -> None:
+    """A copy from an empty sandbox, or with a --filter nothing matches, says there is nothing to copy,
+    exits 0, sends nothing and leaves no export, results or journal behind."""
+    emu, _ = loaded
+    before = emu.stats()["creates_seen"]
+    results = tmp_path / "c.results.csv"
+    empty = run_cli("copy", "--from-sandbox", "empty", "--to-sandbox", "prod", *emulator_args(emu),
+                    "--results", str(results))
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stderr.strip().splitlines()[-1] == "nothing to copy: sandbox 'empty' (dps) has no fallback offers"
+    none = run_cli("copy", "--from-sandbox", "dev", "--to-sandbox", "prod", "--filter", "name=no such*",
+                   *emulator_args(emu), "--results", str(results))
+    assert none.returncode == 0, none.stderr
+    assert none.stderr.strip().splitlines()[-1] == ("nothing to copy: none of the 300 fallback offers in sandbox "
+                                                    "'dev' (dps) match --filter")
+    assert list(tmp_path.iterdir()) == [] and emu.stats()["creates_seen"] == before
+
+
 def test_copy_killed_half_way_then_resumed_creates_each_offer_once(tmp_path: Path) -> None:
     """kill -9 during a copy of 150 offers, then `bulkoffers resume RESULTS`: every offer in the target
     once, no name twice."""
