@@ -139,8 +139,16 @@ class JournalState:
 
 def load_journal(path: Path) -> JournalState:
     if not path.exists():
-        raise ConfigError(f"{path} not found: no journal for these results",
-                          hint="resume, retry and rollback need the .journal file written beside the results")
+        results = path.with_name(path.name.removesuffix(".journal"))
+        given = "resume, retry, verify and rollback take the results CSV a run wrote: the one its 'results: PATH' " \
+                "line names"
+        if results.suffix.lower() != ".csv":
+            raise ConfigError(f"{results} is not the results file of a run", hint=given)
+        if not results.exists():
+            raise ConfigError(f"{results}: no such file", hint=given)
+        raise ConfigError(f"{path} not found: no journal for the results {results}",
+                          hint="resume, retry, verify and rollback need the .journal file the run wrote beside its "
+                               "results; copy it back there")
     header: dict[str, Any] | None = None
     done: dict[int, dict[str, Any]] = {}
     sent: set[int] = set()

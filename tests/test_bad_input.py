@@ -184,6 +184,14 @@ CORPUS = [
          ["import", "{file}", "--client-id", "id", "--org-id", "o@AdobeOrg", "--client-secret", "e"], 2,
          ["the client secret from --client-secret is 1 character long"]),
     Case("resume --emulator of a run without it", None, ["resume", "{dir}/r.csv", "--emulator"], 2, ["r.csv"]),
+    # --- the results file a command continues ---
+    Case("verify given the spreadsheet", make_bytes("offers.xlsx", b"x"),
+         ["verify", "{file}"], 2, ["offers.xlsx is not the results file of a run", "the one its 'results: PATH' line names"]),
+    Case("rollback of a results file that is not there", None, ["rollback", "{dir}/gone.results.csv", "--yes"], 2,
+         ["gone.results.csv: no such file (resume, retry, verify and rollback take the results CSV"]),
+    Case("retry of results without their journal", make_bytes("r.results.csv", b"row,outcome\n"),
+         ["retry", "{file}"], 2, ["r.results.csv.journal not found: no journal for the results",
+                                  "copy it back there"]),
 ]
 
 
@@ -215,7 +223,7 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_corpus_size() -> None:
     """The closing note quotes this count; it only grows."""
-    assert len(CORPUS) >= 48
+    assert len(CORPUS) >= 51
 
 
 def test_a_utf16_file_keeps_its_text(tmp_path: Path) -> None:
