@@ -6,9 +6,14 @@ mean in rows/s.
 
 Each side runs twice, with --rows and 2 x --rows, and the difference is divided by --rows: start-up
 (imports, token, pass 1 of a small file) cancels out. Under valgrind the client is ~50x slower, so the
-emulator never limits it. Needs valgrind; takes a few minutes.
+emulator never limits it. Needs valgrind; takes a few minutes per repeat.
 
-    .venv/bin/python bench/instructions.py --rows 1000
+How steady: the bare loop's count repeats to within 1-2%. The pipeline's moves more, by up to ~15%
+between runs on a busy and an idle machine: how many answers arrive per turn of the event loop decides
+how many turns (and wake-ups of the producer, the workers and the results consumer) a row costs. So
+compare figures measured back to back, with --repeat, and read the median and the spread:
+
+    .venv/bin/python bench/instructions.py --rows 1000 --repeat 3
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 from pathlib import Path
@@ -38,36 +44,48 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=1, help="measure each side this many times")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     work = Path(tempfile.mkdtemp(prefix="bulkoffers-instructions-"))
     (work / "bare.py").write_text(BARE)
-    counts: dict[str, list[int]] = {"bare": [], "ours": []}
+    per_row: dict[str, list[float]] = {"bare": [], "ours": []}
+    start: dict[str, list[float]] = {"bare": [], "ours": []}
     with EmulatorProcess("--max-offers", str(args.rows * 10)) as emu:
         cred = emu.args()[4:]
-        for n in (args.rows, 2 * args.rows):
-            source = write_offers(work / f"offers{n}.csv", n, prefix=f"n{n}")
-            payloads = work / f"payloads{n}.jsonl"
-            out = subprocess.run([PY, "-m", "bulkoffers", "validate", str(source), "--payloads-out", str(payloads)],
-                                 cwd=ROOT, env=env(), capture_output=True, text=True)
-            assert out.returncode == 0, out.stderr
-            emu.reset()
-            counts["bare"].append(instructions([PY, str(work / "bare.py"), emu.url, cred[1], cred[3], cred[5],
-                                                str(payloads), str(args.concurrency)], work))
-            emu.reset()
-            counts["ours"].append(instructions([PY, "-m", "bulkoffers", "import", str(source), *emu.args(),
-                                                "--rate", "1000000", "--concurrency", str(args.concurrency),
-                                                "--results", str(work / f"r{n}.csv"), "--force", "-q"], work))
-            assert emu.stats()["sandboxes"]["prod"]["offers"] == n
-    per_row = {side: (c[1] - c[0]) / args.rows for side, c in counts.items()}
-    print(f"instructions per row (from {args.rows:,} and {2 * args.rows:,} rows, start-up cancelled out):")
-    print(f"  bare aiohttp loop, pre-built payloads: {per_row['bare']:,.0f}")
-    print(f"  bulkoffers import, whole pipeline:     {per_row['ours']:,.0f}")
-    print(f"ratio bare / bulkoffers: {per_row['bare'] / per_row['ours']:.2f} "
+        for rep in range(args.repeat):
+            counts: dict[str, list[int]] = {"bare": [], "ours": []}
+            for n in (args.rows, 2 * args.rows):
+                prefix = f"r{rep}n{n}"
+                source = write_offers(work / f"offers{prefix}.csv", n, prefix=prefix)
+                payloads = work / f"payloads{prefix}.jsonl"
+                out = subprocess.run([PY, "-m", "bulkoffers", "validate", str(source), "--payloads-out", str(payloads)],
+                                     cwd=ROOT, env=env(), capture_output=True, text=True)
+                assert out.returncode == 0, out.stderr
+                emu.reset()
+                counts["bare"].append(instructions([PY, str(work / "bare.py"), emu.url, cred[1], cred[3], cred[5],
+                                                    str(payloads), str(args.concurrency)], work))
+                emu.reset()
+                counts["ours"].append(instructions([PY, "-m", "bulkoffers", "import", str(source), *emu.args(),
+                                                    "--rate", "1000000", "--concurrency", str(args.concurrency),
+                                                    "--results", str(work / f"r{prefix}.csv"), "--force", "-q"], work))
+                assert emu.stats()["sandboxes"]["prod"]["offers"] == n
+            for side, c in counts.items():
+                per_row[side].append((c[1] - c[0]) / args.rows)
+                start[side].append(c[0] - per_row[side][-1] * args.rows)
+            print(f"repeat {rep + 1}: bare {per_row['bare'][-1]:,.0f}, bulkoffers {per_row['ours'][-1]:,.0f} "
+                  "instructions per row", flush=True)
+    mid = {side: statistics.median(v) for side, v in per_row.items()}
+    spread = {side: f" (min {min(v):,.0f}, max {max(v):,.0f})" if len(v) > 1 else "" for side, v in per_row.items()}
+    print(f"instructions per row (from {args.rows:,} and {2 * args.rows:,} rows, start-up cancelled out; "
+          f"median of {args.repeat}):")
+    print(f"  bare aiohttp loop, pre-built payloads: {mid['bare']:,.0f}{spread['bare']}")
+    print(f"  bulkoffers import, whole pipeline:     {mid['ours']:,.0f}{spread['ours']}")
+    print(f"ratio bare / bulkoffers: {mid['bare'] / mid['ours']:.2f} "
           "(1.0 = the pipeline costs nothing beyond the HTTP request)")
-    start = {side: c[0] - per_row[side] * args.rows for side, c in counts.items()}
-    print(f"start-up instructions: bare {start['bare'] / 1e9:.2f} G, bulkoffers {start['ours'] / 1e9:.2f} G")
+    print(f"start-up instructions: bare {statistics.median(start['bare']) / 1e9:.2f} G, "
+          f"bulkoffers {statistics.median(start['ours']) / 1e9:.2f} G")
 
 
 if __name__ == "__main__":
