@@ -278,11 +278,9 @@ def stop_emulator(server: Any, state: Path | None, results: Path) -> None:
 def emulator_state(results: Path) -> Path:
     """Where `import --emulator` keeps the offers of the run that writes RESULTS: beside it, so that
     resume, retry, verify and rollback with --emulator rehearse on them too."""
-    name = results.name
-    for suffix in (".results.csv", ".csv"):
-        if name.endswith(suffix):
-            return results.with_name(name.removesuffix(suffix) + ".emulator.sqlite")
-    return results.with_name(name + ".emulator.sqlite")
+    from .runrecord import beside
+
+    return beside(results, ".emulator.sqlite")
 
 
 def continued_target(opts: dict[str, Any], results: Path, header: dict[str, Any]

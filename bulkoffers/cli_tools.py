@@ -138,7 +138,7 @@ def copy_cmd(**opts: Any) -> None:
 
 def _copy(opts: dict[str, Any]) -> int:
     from .export import OfferFilter, copy_offers
-    from .runrecord import failures_beside
+    from .runrecord import beside, failures_beside
 
     if opts["from_sandbox"] == opts["to_sandbox"] and opts["from_api"] == opts["to_api"]:
         raise ConfigError("--from-sandbox and --to-sandbox are the same, with the same API: nothing to copy",
@@ -146,8 +146,7 @@ def _copy(opts: dict[str, Any]) -> int:
     keep, sending = OfferFilter.parse(opts["filters"]), send_settings(opts)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     results = opts["results_path"] or Path(f"copy.{opts['from_sandbox']}-to-{opts['to_sandbox']}.{stamp}.results.csv")
-    export = opts["export_path"] or failures_beside(results).with_name(
-        failures_beside(results).name.removesuffix(".failures.csv") + ".export.csv")
+    export = opts["export_path"] or beside(results, ".export.csv")
     if export.suffix.lower() != ".csv":
         raise ConfigError(f"--export {export}: the copy's export must be a .csv", hint="name it NAME.csv")
     for path in (export, results):

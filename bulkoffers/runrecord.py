@@ -260,14 +260,19 @@ def continued_config(state: JournalState, credentials: Credentials, *, results: 
         **{"on_existing": h.get("on_existing", "create"), "preflight": h.get("preflight", False), **overrides})
 
 
-def failures_beside(results: Path) -> Path:
-    """The failures file that goes with a results file: NAME.results.csv → NAME.failures.csv, else
-    NAME.failures.csv beside RESULTS."""
+def beside(results: Path, ending: str) -> Path:
+    """A file that goes with a results file: NAME.results.csv (or NAME.csv) → NAME<ending>, else
+    RESULTS<ending>, in the same folder."""
     name = results.name
     for suffix in (".results.csv", ".csv"):
         if name.endswith(suffix):
-            return results.with_name(name.removesuffix(suffix) + ".failures.csv")
-    return results.with_name(name + ".failures.csv")
+            return results.with_name(name.removesuffix(suffix) + ending)
+    return results.with_name(name + ending)
+
+
+def failures_beside(results: Path) -> Path:
+    """The failures file of a results file: NAME.results.csv → NAME.failures.csv."""
+    return beside(results, ".failures.csv")
 
 
 def latest_results(input_path: Path) -> Path:
