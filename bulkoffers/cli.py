@@ -17,10 +17,11 @@ import click
 
 from . import __version__
 from .cli_shared import (CONTEXT, EXIT_OK, EXIT_ROWS_FAILED, ask, auth_options, can_connect, connect,
-                         continue_options, continued_target, default_output, emulator_option, emulator_state,
-                         existing_options, input_options, json_option, load_heavy, make_credentials, on_existing,
+                         continue_options, continued_target, default_output, emulator_option, existing_options,
+                         fresh_emulator_state, input_options, json_option, load_heavy, make_credentials, on_existing,
                          read_options, record_settings, report, report_verification, resolve_credentials,
-                         resume_hint, run_guarded, send_options, send_settings, stop_emulator, target_options)
+                         resume_hint, run_guarded, send_options, send_settings, stop_emulator, target_options,
+                         verify_run)
 from .cli_tools import copy_cmd, emulator_cmd, export_cmd, template_cmd
 from .config import PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, ApiConfig, ImportConfig, Target, load_mapping
 from .console import CONSOLE, plural
@@ -87,8 +88,7 @@ def _validate(file: Path, opts: dict[str, Any], online: bool) -> int:
             sandbox = snapshot(cfg.api_config)
         summary = validate(cfg, CONSOLE.line, sandbox)
     finally:
-        if server is not None:
-            server.stop()
+        stop_emulator(server)
     record_settings(cfg, online=online)
     CONSOLE.summary(summary, dry=True, sandbox=cfg.credentials.sandbox if online else None)
     if opts["payloads_out"]:
@@ -168,11 +168,7 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
     from .engine import import_file
     from .progress import TqdmProgress
 
-    state = None
-    if opts["emulator"]:
-        state = emulator_state(results)
-        if state.exists() and (opts["force"] or not results.exists()):
-            state.unlink()  # a new run starts on an empty emulator; an old results file must be --forced first
+    state = fresh_emulator_state(opts, results)
     target, creds, server = connect(opts, target, state)
     cfg = dataclasses.replace(cfg, target=target, credentials=creds)
     record_settings(cfg)
@@ -181,10 +177,7 @@ def _import(file: Path, opts: dict[str, Any]) -> int:
             summary = import_file(cfg, TqdmProgress(quiet=opts["quiet"]))
         code = report(summary)
         if opts["verify"]:
-            from .runrecord import journal_path, load_journal
-
-            record = load_journal(journal_path(cfg.results))
-            code = max(code, report_verification(record, cfg.api_config, cfg.results, None, False, True))
+            code = max(code, verify_run(cfg))
     finally:
         stop_emulator(server, state, cfg.results)
     return code
@@ -196,9 +189,9 @@ def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_i
     load_heavy()
     from .engine import import_file
     from .progress import TqdmProgress
-    from .runrecord import continued_config, journal_path, load_journal
+    from .runrecord import continued_config, journal_path, load_run
 
-    state = load_journal(journal_path(results))
+    state = load_run(results)
     source = Path(state.header["input"])
     if override_input is not None and override_input.resolve() != source:
         raise ConfigError(f"{results} is a run of {source}, not of {override_input}")
@@ -218,8 +211,7 @@ def _continue(results: Path, opts: dict[str, Any], redo_failed: bool, override_i
                                   renumber=fixed is not None)
         return report(summary)
     finally:
-        if server is not None:
-            server.stop()
+        stop_emulator(server)
 
 
 @main.command("resume", context_settings=CONTEXT)
@@ -284,10 +276,10 @@ def rollback_cmd(results: Path, yes: bool, out: Path | None, force: bool, **opts
 
 
 def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dict[str, Any]) -> int:
-    from .runrecord import api_config_of, journal_path, load_journal
+    from .runrecord import api_config_of, load_run
     from .undo import rollback
 
-    state = load_journal(journal_path(results))
+    state = load_run(results)
     h = state.header
     created, updated = len({r.id for r in state.created}), len({r.id for r, _, _ in state.updated})
     offers = created + updated
@@ -308,8 +300,7 @@ def _rollback(results: Path, yes: bool, out: Path | None, force: bool, opts: dic
         record_settings(api)
         summary = rollback(state, api, out)
     finally:
-        if server is not None:
-            server.stop()
+        stop_emulator(server)
     restored = f", {summary.restored} restored" if updated else ""
     CONSOLE.note(f"{plural(summary.offers, 'offer')}: {summary.deleted} deleted, {summary.gone} already gone{restored}, "
                  f"{summary.failed} failed; details: {out}")
@@ -345,9 +336,9 @@ def verify_cmd(results: Path, fix: bool, yes: bool, out: Path | None, **opts: An
 
 
 def _verify(results: Path, fix: bool, yes: bool, out: Path | None, opts: dict[str, Any]) -> int:
-    from .runrecord import api_config_of, journal_path, load_journal
+    from .runrecord import api_config_of, load_run
 
-    state = load_journal(journal_path(results))
+    state = load_run(results)
     h = state.header
     sending = send_settings(opts)
     endpoints, creds, server = continued_target(opts, results, h)
@@ -356,8 +347,7 @@ def _verify(results: Path, fix: bool, yes: bool, out: Path | None, opts: dict[st
         record_settings(api)
         return report_verification(state, api, results, out, fix, yes)
     finally:
-        if server is not None:
-            server.stop()
+        stop_emulator(server)
 
 
 @main.command("check-auth", context_settings=CONTEXT)

@@ -17,26 +17,18 @@ from typing import Any, NoReturn
 import click
 
 from .config import (DEFAULT_MAX_RATE, DEFAULT_SCOPES, DEFAULT_SETTLE, PRODUCTION_BASE_URL, PRODUCTION_IMS_URL,
-                     ApiConfig, Credentials, OnExisting, RateLimit, ReadOptions, RetryPolicy, Target)
+                     ApiConfig, Credentials, ImportConfig, OnExisting, RateLimit, ReadOptions, RetryPolicy,
+                     Target)
 from .console import CONSOLE, REDACT, plural
 from .errors import BulkOffersError, ConfigError, FatalApiError, InputError, Interrupted
 
 
 # Exit codes, one table for every command.
 EXIT_OK = 0  # every row created (or skipped as already existing)
-
-
 EXIT_ROWS_FAILED = 1  # some rows failed, were invalid or were not attempted: see the failures file
-
-
 EXIT_USAGE = 2  # bad flags, mapping file, credentials or output paths
-
-
 EXIT_INPUT = 3  # the input file cannot be read
-
-
 EXIT_INTERRUPTED = 130  # Ctrl-C
-
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -264,14 +256,26 @@ def start_emulator(opts: dict[str, Any], sandbox: str, state: Path | None) -> tu
     return Credentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID, sandbox), server
 
 
-def stop_emulator(server: Any, state: Path | None, results: Path) -> None:
-    """Stops the in-process emulator a run started (None: it started none). A run refused before it
-    began (a sheet that is missing, a row too long) wrote no results, and leaves no emulator file
-    beside its input either."""
+def fresh_emulator_state(opts: dict[str, Any], results: Path) -> Path | None:
+    """With --emulator, the file a new run's emulator keeps its offers in (beside RESULTS), emptied: a
+    new run starts on an empty emulator, and an old run's file goes only with --force or when its
+    results are gone. None without --emulator."""
+    if not opts.get("emulator"):
+        return None
+    state = emulator_state(results)
+    if state.exists() and (opts["force"] or not results.exists()):
+        state.unlink()
+    return state
+
+
+def stop_emulator(server: Any, state: Path | None = None, results: Path | None = None) -> None:
+    """Stops the in-process emulator a command started (None: it started none). A run refused before
+    it began (a sheet that is missing, a row too long) wrote no `results`, and leaves no emulator
+    `state` file beside its input either."""
     if server is None:
         return
     server.stop()
-    if state is not None and not results.exists():
+    if state is not None and results is not None and not results.exists():
         state.unlink(missing_ok=True)
 
 
@@ -398,6 +402,13 @@ def on_existing(opts: dict[str, Any]) -> OnExisting:
         raise ConfigError(f"--skip-existing and --on-existing {opts['on_existing']} contradict each other",
                           hint="keep one of them")
     return "skip" if opts.get("skip_existing") else opts.get("on_existing") or "skip"
+
+
+def verify_run(cfg: ImportConfig) -> int:
+    """import/copy --verify: the run just made, checked as `bulkoffers verify` would (no --fix)."""
+    from .runrecord import load_run
+
+    return report_verification(load_run(cfg.results), cfg.api_config, cfg.results, None, False, True)
 
 
 def report_verification(state: Any, api: ApiConfig, results: Path, out: Path | None, fix: bool, yes: bool) -> int:

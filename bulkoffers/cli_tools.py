@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from .cli_shared import (CONTEXT, EXIT_OK, auth_options, connect, emulator_state, existing_options, json_option,
-                         load_heavy, on_existing, record_settings, report, report_verification, resume_hint,
-                         run_guarded, send_options, send_settings, stop_emulator, target_options)
+from .cli_shared import (CONTEXT, EXIT_OK, auth_options, connect, existing_options, fresh_emulator_state,
+                         json_option, load_heavy, on_existing, record_settings, report, resume_hint, run_guarded,
+                         send_options, send_settings, stop_emulator, target_options, verify_run)
 from .config import PRODUCTION_BASE_URL, PRODUCTION_IMS_URL, ApiConfig, ImportConfig, Target
 from .console import CONSOLE, plural
 from .errors import ConfigError
@@ -87,8 +87,7 @@ def _export(out: Path, opts: dict[str, Any]) -> int:
         summary = export_offers(api, out, keep, force=opts["force"], progress=progress)
     finally:
         progress.close()
-        if server is not None:
-            server.stop()
+        stop_emulator(server)
     for warning in summary.warnings:
         CONSOLE.warn(warning)
     shown = f" of {summary.listed}" if summary.listed != summary.offers else ""
@@ -152,11 +151,7 @@ def _copy(opts: dict[str, Any]) -> int:
     for path in (export, results):
         if path.exists() and not opts["force"]:
             raise ConfigError(f"{path} already exists", hint="pass --force to overwrite it, or choose another --results")
-    state = None
-    if opts["emulator"]:
-        state = emulator_state(results)
-        if state.exists() and (opts["force"] or not results.exists()):
-            state.unlink()
+    state = fresh_emulator_state(opts, results)
     load_heavy()
     from .progress import TqdmProgress
 
@@ -191,10 +186,7 @@ def _copy(opts: dict[str, Any]) -> int:
             return EXIT_OK
         code = report(summary)
         if opts["verify"]:
-            from .runrecord import journal_path, load_journal
-
-            record = load_journal(journal_path(results))
-            code = max(code, report_verification(record, cfg.api_config, results, None, False, True))
+            code = max(code, verify_run(cfg))
     finally:
         stop_emulator(server, state, results)
     return code

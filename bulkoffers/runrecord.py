@@ -137,6 +137,11 @@ class JournalState:
                 if e["outcome"] == "updated" and r in self.updates]
 
 
+def load_run(results: Path) -> JournalState:
+    """The record of the run that wrote `results` (its journal beside it)."""
+    return load_journal(journal_path(results))
+
+
 def load_journal(path: Path) -> JournalState:
     if not path.exists():
         results = path.with_name(path.name.removesuffix(".journal"))
