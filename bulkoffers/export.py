@@ -207,7 +207,7 @@ async def _export(api: ApiConfig, out: Path, keep: OfferFilter,
 
 
 async def _every_offer(sender: Any, progress: Callable[[int, int | None], None] | None) -> AsyncIterator[Found]:
-    listed, total = 0, None
+    listed = 0
     lib = sender.lib
     try:
         async for page in sender.pages(lambda: lib.list_page(limit=100)):
@@ -215,7 +215,7 @@ async def _every_offer(sender: Any, progress: Callable[[int, int | None], None] 
                 yield found
             listed += len(page)
             if progress is not None:
-                progress(listed, total)
+                progress(listed, None)  # (no total: the count shows offers listed so far)
     except LookupFailed as exc:
         where = "--container-id" if lib.target.api == "xcore" else "--base-url"
         raise ConfigError(f"cannot list the sandbox's offers: {exc}", hint=f"check {where} and --sandbox") from exc
